@@ -1,0 +1,27 @@
+# Each target makes .venv and installs what it needs by itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test run lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,lint]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+run: $(STAMP)
+	$(PY) examples/get.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check fusco_actor tests examples
+	$(VENV)/bin/ruff format --check fusco_actor tests examples
+	$(VENV)/bin/mypy fusco_actor
+
+clean:
+	rm -rf $(VENV) build *.egg-info
