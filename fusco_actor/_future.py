@@ -1,0 +1,195 @@
+"""ReplyFuture: the pykka future every request resolves, with a deadline of its own.
+
+pykka lets an actor class choose its future type (``Actor._create_future``);
+the client actor uses this one, so ``actor_ref.ask(Request(...), block=False)``
+and ``Client.request`` return the same kind of future.
+
+Two threads may race to resolve a request: the actor that serves it, and a
+caller whose ``timeout`` ran out while the request was still queued. The
+actor *claims* a future before it writes a byte; a caller waiting in
+:meth:`ReplyFuture.get` may expire it only while it is unclaimed. So a request
+whose deadline passes in the queue fails without being sent, and one that is
+on the wire is finished (or timed out) by the actor alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import pykka
+
+from fusco_actor._exceptions import RequestTimeout
+
+__all__ = ["ReplyFuture"]
+
+T = TypeVar("T")
+
+
+class ReplyFuture(pykka.Future[T], Generic[T]):
+    """A ``pykka.Future`` resolved by a client actor.
+
+    Args:
+        deadline: ``time.monotonic()`` seconds after which an unclaimed
+            request fails with ``RequestTimeout``; None = no limit.
+    """
+
+    def __init__(self, deadline: float | None = None) -> None:
+        """Create an unresolved future."""
+        super().__init__()
+        self._cond = threading.Condition(threading.Lock())
+        self._done = False
+        self._claimed = False
+        self._value: Any = None
+        self._exc: BaseException | None = None
+        self._callbacks: list[Callable[[ReplyFuture[T]], None]] = []
+        self.deadline = deadline
+
+    def __repr__(self) -> str:
+        """Show whether the future is resolved."""
+        return f"<ReplyFuture {'done' if self._done else 'pending'}>"
+
+    # -- resolving (actor side) ---------------------------------------------
+
+    def claim(self) -> bool:
+        """Take the request over for sending; False if it is already resolved."""
+        with self._cond:
+            if self._done:
+                return False
+            self._claimed = True
+            return True
+
+    @property
+    def done(self) -> bool:
+        """Return whether a value or an exception has been set."""
+        return self._done
+
+    def _resolve(self, value: Any, exc: BaseException | None) -> bool:
+        with self._cond:
+            if self._done or self._get_hook is not None:
+                return False
+            self._value, self._exc, self._done = value, exc, True
+            callbacks, self._callbacks = self._callbacks, []
+            self._cond.notify_all()
+        for callback in callbacks:
+            callback(self)
+        return True
+
+    def try_set(self, value: Any) -> bool:
+        """Set the value unless already resolved; return whether it was set."""
+        return self._resolve(value, None)
+
+    def try_fail(self, exc: BaseException) -> bool:
+        """Set an exception unless already resolved; return whether it was set."""
+        return self._resolve(None, exc)
+
+    def set(self, value: Any | None = None) -> None:
+        """Set the value (pykka API).
+
+        Raises:
+            queue.Full: the future is already resolved.
+        """
+        if not self._resolve(value, None):
+            raise queue.Full
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        """Set an exception from ``exc_info`` or the one being handled (pykka API).
+
+        Raises:
+            queue.Full: the future is already resolved.
+        """
+        if exc_info is None:
+            exc_info = sys.exc_info()
+        exc = exc_info[1] if exc_info[1] is not None else exc_info[0]()
+        if not self._resolve(None, exc):
+            raise queue.Full
+
+    def add_done_callback(self, callback: Callable[[ReplyFuture[T]], None]) -> None:
+        """Call ``callback(self)`` once resolved (at once if it already is), in the resolving thread."""
+        with self._cond:
+            if not self._done:
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    # -- waiting (caller side) ----------------------------------------------
+
+    def get(self, *, timeout: float | None = None) -> T:
+        """Return the response, or raise the request's error.
+
+        Args:
+            timeout: seconds to wait for the reply; None = until resolved.
+
+        Raises:
+            pykka.Timeout: ``timeout`` passed first (the request goes on).
+            FuscoError: the request failed.
+        """
+        if self._get_hook is not None:
+            return super().get(timeout=timeout)
+        if not self._done:
+            self._wait(timeout)
+        if self._exc is not None:
+            raise self._exc
+        return self._value  # type: ignore[no-any-return]
+
+    def _wait(self, timeout: float | None) -> None:
+        limit = None if timeout is None else time.monotonic() + timeout
+        expired = False
+        with self._cond:
+            while not self._done:
+                now = time.monotonic()
+                wait = None if limit is None else limit - now
+                if not self._claimed and self.deadline is not None:
+                    if now >= self.deadline:
+                        expired = True
+                        break
+                    until_deadline = self.deadline - now
+                    wait = until_deadline if wait is None else min(wait, until_deadline)
+                if wait is not None and wait <= 0:
+                    raise pykka.Timeout(f"{timeout} seconds")
+                self._cond.wait(wait)
+        if expired:
+            self.try_fail(RequestTimeout("request timed out while queued; it was not sent"))
+
+    def expire_if_queued(self) -> None:
+        """Fail the request with ``RequestTimeout`` if its deadline passed while unclaimed."""
+        if (
+            not self._done
+            and not self._claimed
+            and self.deadline is not None
+            and time.monotonic() >= self.deadline
+        ):
+            with self._cond:
+                if self._claimed:
+                    return
+            self.try_fail(RequestTimeout("request timed out while queued; it was not sent"))
+
+    async def wait_async(self) -> T:
+        """Wait without blocking the event loop's thread; return or raise as :meth:`get`."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: ReplyFuture[T]) -> None:
+            loop.call_soon_threadsafe(_set_once, waiter)
+
+        self.add_done_callback(wake)
+        if self.deadline is not None and not self._done:
+            delay = max(0.0, self.deadline - time.monotonic())
+            handle = loop.call_later(delay, self.expire_if_queued)
+            try:
+                await waiter
+            finally:
+                handle.cancel()
+        else:
+            await waiter
+        return self.get()
+
+
+def _set_once(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

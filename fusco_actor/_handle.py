@@ -1,0 +1,206 @@
+"""Client: the handle users hold; it routes commands to the current client actor.
+
+The handle outlives actor incarnations: under a supervisor a crashed actor is
+replaced and ``Client.actor_ref`` moves to the new one, while the handle the
+user holds keeps working. Without a supervisor a crash or stop is final and
+every held or later request fails with ``ClientStopped``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from fusco_actor._client import ClientActor
+from fusco_actor._exceptions import ClientStopped
+from fusco_actor._future import ReplyFuture
+from fusco_actor._inbox import Call, Command, ConnectCommand, DisconnectCommand
+from fusco_actor.messages import Request, check_timeout
+
+if TYPE_CHECKING:
+    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._response import Response
+
+__all__ = ["Client", "fail_stopped"]
+
+
+class Client:
+    """A handle on one client actor: one keep-alive connection to one host.
+
+    Built by :func:`fusco_actor.start`; many threads may share it. Requests
+    are served in order on the one connection.
+
+    Example:
+        >>> client = fusco_actor.start("http://127.0.0.1:8080")  # doctest: +SKIP
+        >>> client.request("/", "GET", timeout=5.0).get().status  # doctest: +SKIP
+        200
+    """
+
+    def __init__(
+        self, destination: Destination, options: ClientOptions, supervisor: Any = None
+    ) -> None:
+        """Start the first actor incarnation (it does not connect yet)."""
+        self.destination = destination
+        self.options = options
+        self._supervisor = supervisor
+        self._lock = threading.RLock()
+        self._actor: ClientActor | None = None
+        self._ref: pykka.ActorRef[ClientActor] = self._spawn()
+
+    # -- incarnations ---------------------------------------------------------
+
+    def _spawn(self) -> pykka.ActorRef[ClientActor]:
+        """Start a new actor incarnation and route to it (any thread)."""
+        ref = ClientActor.start(self.destination, self.options, self)
+        with self._lock:
+            self._ref = ref
+        return ref
+
+    def _attach(self, actor: ClientActor) -> None:
+        """Record the actor object of the incarnation being started."""
+        self._actor = actor
+
+    @property
+    def actor_ref(self) -> pykka.ActorRef[ClientActor]:
+        """Return the pykka ``ActorRef`` of the current incarnation."""
+        return self._ref
+
+    @property
+    def actor(self) -> ClientActor:
+        """Return the current incarnation's actor object (for tests and supervision)."""
+        assert self._actor is not None
+        return self._actor
+
+    def _submit(self, command: Command) -> None:
+        self._ref.actor_inbox.put_command(command)  # type: ignore[attr-defined]
+
+    def on_rejected(self, command: Command) -> None:
+        """Handle a command put into a closed inbox (any thread)."""
+        if self._supervisor is not None:
+            self._supervisor.reroute(self, command)
+            return
+        fail_stopped(command)
+
+    def on_exit(
+        self,
+        ref: pykka.ActorRef[ClientActor],
+        held: list[Command],
+        crashed: bool,
+        reason: BaseException | None,
+    ) -> None:
+        """Handle the end of an incarnation holding ``held`` commands (its thread)."""
+        if self._supervisor is not None:
+            self._supervisor.child_exited(self, ref, held, crashed, reason)
+            return
+        for command in held:
+            fail_stopped(command)
+
+    # -- the messaging API ------------------------------------------------------
+
+    def request(
+        self,
+        path: str | bytes,
+        method: str | bytes = "GET",
+        headers: Any = (),
+        body: Any = b"",
+        timeout: float | None = None,
+        send_retry: int | None = None,
+    ) -> ReplyFuture[Response]:
+        """Send a request; return a future of its :class:`Response` at once.
+
+        Args:
+            path: ``/``-rooted request target (``*`` for OPTIONS).
+            method: HTTP method token.
+            headers: ``(name, value)`` pairs or a mapping.
+            body: bytes-like, ``str``, iodata list, file object or iterable of bytes.
+            timeout: seconds for the whole exchange counted from this call,
+                queueing included; None = no limit.
+            send_retry: re-sends on a closed connection; None = the client's option.
+
+        Raises:
+            BadArgument: a bad argument (raised here; nothing is sent).
+        """
+        call = Call(Request(path, method, headers, body, timeout, send_retry))
+        self._submit(call)
+        return call.future
+
+    async def arequest(
+        self,
+        path: str | bytes,
+        method: str | bytes = "GET",
+        headers: Any = (),
+        body: Any = b"",
+        timeout: float | None = None,
+        send_retry: int | None = None,
+    ) -> Response:
+        """Like :meth:`request`, awaited from asyncio without blocking the loop's thread.
+
+        Raises:
+            BadArgument: a bad argument.
+            FuscoError: the request failed.
+        """
+        future = self.request(path, method, headers, body, timeout, send_retry)
+        return await future.wait_async()
+
+    def connect(self, timeout: float | None = None) -> None:
+        """Connect now, if not connected yet (blocking).
+
+        Args:
+            timeout: seconds to wait, besides ``connect_timeout``; None = no limit.
+
+        Raises:
+            ConnectError, ConnectTimeout, TLSError, ProxyError: the connect failed.
+            RequestTimeout: ``timeout`` passed first.
+            ClientStopped: the client was stopped.
+        """
+        seconds = check_timeout(timeout)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        command = ConnectCommand(ReplyFuture(deadline))
+        self._submit(command)
+        command.future.get()
+
+    def disconnect(self, timeout: float | None = None) -> None:
+        """Serve what is queued, close the connection and stop (fusco's ``stop``).
+
+        Returns once the actor has stopped; requests sent afterwards fail with
+        ``ClientStopped``.
+
+        Args:
+            timeout: seconds to wait for the queued requests and the stop;
+                None = no limit.
+        """
+        command = DisconnectCommand(ReplyFuture())
+        actor = self._actor
+        self._submit(command)
+        if actor is not None:
+            actor.finished.wait(timeout)
+
+    def __enter__(self) -> Client:
+        """Return the client; it is disconnected on exit."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Disconnect the client."""
+        self.disconnect()
+
+    def __repr__(self) -> str:
+        """Show the origin and the current incarnation."""
+        return f"<Client {self.destination.origin} {self._ref}>"
+
+
+def fail_stopped(command: Command, message: str = "the client has stopped") -> None:
+    """Resolve a command that can no longer be served."""
+    if isinstance(command, DisconnectCommand):
+        command.future.try_set(None)
+    else:
+        command.future.try_fail(ClientStopped(message))
+

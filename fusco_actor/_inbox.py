@@ -1,0 +1,153 @@
+"""The client actor's commands and its closable inbox.
+
+A command is its own pykka envelope (it has ``message`` and ``reply_to``), so
+sending one costs one queue put and no allocation beyond the command. Each
+command carries the :class:`ReplyFuture` its caller waits on; pykka never
+replies to it (``reply_to`` is None), so an unexpected exception in the actor
+reaches ``on_failure`` as a crash instead of going back to one caller.
+
+The inbox can be *closed*: once the actor is stopping, every command still
+queued is handed back, and any command put afterwards is passed to the
+``on_rejected`` callback at once. This covers pykka's race in which a message
+lands in an inbox that a dying actor has already drained and is never answered.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from fusco_actor._encoder import PreparedRequest
+from fusco_actor._future import ReplyFuture
+from fusco_actor.messages import Request
+
+__all__ = ["Call", "Command", "ConnectCommand", "DisconnectCommand", "Inbox"]
+
+
+class Command:
+    """Base of the messages a client actor serves; each carries a future."""
+
+    __slots__ = ("future",)
+    reply_to = None
+
+    def __init__(self, future: ReplyFuture[Any]) -> None:
+        """Wrap the future the caller waits on."""
+        self.future = future
+
+    @property
+    def message(self) -> Command:
+        """Return the command itself: it is its own pykka envelope."""
+        return self
+
+
+class Call(Command):
+    """One request on its way through a client: message, deadline and send count."""
+
+    __slots__ = ("prepared", "request", "send_retry", "sends")
+
+    def __init__(self, request: Request, future: ReplyFuture[Any] | None = None) -> None:
+        """Start the request's clock now: its deadline counts from this call (seconds)."""
+        if future is None:
+            future = ReplyFuture()
+        if request.timeout is not None and future.deadline is None:
+            future.deadline = time.monotonic() + request.timeout
+        super().__init__(future)
+        self.request = request
+        self.prepared: PreparedRequest = request.prepared
+        self.send_retry = request.send_retry
+        self.sends = 0
+
+    @property
+    def deadline(self) -> float | None:
+        """Return the absolute ``time.monotonic()`` deadline, None for no limit."""
+        return self.future.deadline
+
+
+class ConnectCommand(Command):
+    """Connect now (``Client.connect``), with an optional deadline."""
+
+    __slots__ = ()
+
+
+class DisconnectCommand(Command):
+    """Serve what is queued before this, then close and stop (fusco's ``stop``)."""
+
+    __slots__ = ()
+
+
+class Inbox:
+    """The client actor's inbox: a ``SimpleQueue`` that can be closed to commands."""
+
+    __slots__ = ("_closed", "_lock", "_queue", "on_rejected")
+
+    def __init__(self) -> None:
+        """Create an open, empty inbox; rejected commands go to ``on_rejected``."""
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.on_rejected: Callable[[Command], None] = _reject_unowned
+
+    def put(self, envelope: Any, /) -> None:
+        """Queue an envelope (pykka API); a bare ``Request`` sent with ``ask`` becomes a Call."""
+        message = envelope.message
+        if isinstance(message, Request):
+            future = envelope.reply_to
+            envelope = Call(message, future if isinstance(future, ReplyFuture) else None)
+        elif not isinstance(message, Command):
+            self._queue.put(envelope)
+            return
+        self.put_command(envelope)
+
+    def put_command(self, command: Command) -> None:
+        """Queue a command, or hand it to ``on_rejected`` when the inbox is closed."""
+        with self._lock:
+            if not self._closed:
+                self._queue.put(command)
+                return
+        self.on_rejected(command)
+
+    def get(self) -> Any:
+        """Block until an envelope is available and return it (pykka API)."""
+        return self._queue.get()
+
+    def get_nowait(self) -> Any:
+        """Return the next envelope. Raises ``queue.Empty`` when there is none."""
+        return self._queue.get_nowait()
+
+    def empty(self) -> bool:
+        """Return whether nothing is queued (pykka API)."""
+        return self._queue.empty()
+
+    @property
+    def closed(self) -> bool:
+        """Return whether the inbox refuses new commands."""
+        return self._closed
+
+    def close(self) -> list[Command]:
+        """Refuse new commands and return those still queued, in order.
+
+        Other envelopes (pykka's own stop message, say) stay queued.
+        """
+        kept: deque[Any] = deque()
+        commands: list[Command] = []
+        with self._lock:
+            self._closed = True
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                (commands if isinstance(item, Command) else kept).append(item)
+            for item in kept:
+                self._queue.put(item)
+        return commands
+
+
+def _reject_unowned(command: Command) -> None:
+    from fusco_actor._exceptions import ClientStopped
+
+    command.future.try_fail(ClientStopped("the client has stopped"))

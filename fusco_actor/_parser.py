@@ -1,0 +1,413 @@
+"""PURE HTTP/1.1 response parser: bytes in, events out. Never imports socket.
+
+Theory of operation
+-------------------
+The connection owner tells the parser, in order, which request method each
+response answers (:meth:`ResponseParser.expect`), feeds it whatever bytes the
+socket produced (:meth:`feed`, any slicing), and pulls events with
+:meth:`next_event` until it returns ``NEED_DATA``. A close of the connection is
+reported with :meth:`feed_eof`. Because the parser keeps a FIFO of expected
+methods and never looks at how the bytes were sliced, it serves one request
+at a time and a pipeline of many alike.
+
+Per response the states are::
+
+    HEAD --1xx--> HEAD (at most MAX_INFORMATIONAL times)
+    HEAD --final--> BODY_LENGTH | BODY_CHUNKED | BODY_UNTIL_CLOSE | DONE
+    BODY_CHUNKED: CHUNK_SIZE -> CHUNK_DATA -> CHUNK_END -> ... -> TRAILERS -> DONE
+
+Every malformed, over-limit or truncated input raises :class:`ProtocolError`
+and leaves the parser broken: it raises the same error again on every call.
+
+Heads are found with one ``bytes.find``/regex scan over the buffer and split
+with ``bytes.split``; the buffer is a ``bytearray`` consumed by an offset and
+compacted only when that offset grows large, so no loop ever runs per byte.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from typing import Final
+
+from fusco_actor._events import (
+    NEED_DATA,
+    BodyChunk,
+    EndOfResponse,
+    Event,
+    Informational,
+    PeerClosed,
+    ResponseHead,
+    _NeedData,
+)
+from fusco_actor._exceptions import ProtocolError
+from fusco_actor._headers import Headers
+
+__all__ = ["DEFAULT_MAX_HEAD_SIZE", "ResponseParser"]
+
+DEFAULT_MAX_HEAD_SIZE: Final = 262_144
+MAX_INFORMATIONAL: Final = 100
+MAX_CHUNK_LINE: Final = 4096
+
+# RFC 9112 §2.2: "a recipient MAY recognize a single LF as a line terminator".
+_HEAD_END = re.compile(rb"\n\r?\n")
+# RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+_STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
+# RFC 9110 §5.1: field-name = token
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 §5.5: CR, LF and NUL are never valid in a field value.
+_BAD_VALUE = re.compile(rb"[\x00\r\n]")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_COMPACT_AT: Final = 65_536
+
+_NAME_CACHE: dict[bytes, str] = {}
+_NO_TRAILERS: Final = Headers()
+
+# Parser states.
+(_HEAD, _EMPTY, _LENGTH, _CHUNK_SIZE_ST, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _BROKEN) = (
+    range(9)
+)
+
+
+def _lower_name(raw: bytes) -> str:
+    """Return the lower-case ``str`` of a header name, cached for common names."""
+    name = _NAME_CACHE.get(raw)
+    if name is None:
+        if _TOKEN.fullmatch(raw) is None:
+            raise ProtocolError(f"invalid header name {raw[:64]!r}")
+        name = raw.decode("ascii").lower()
+        if len(_NAME_CACHE) < 1024:
+            _NAME_CACHE[raw] = name
+    return name
+
+
+def parse_fields(lines: list[bytes]) -> Headers:
+    """Parse header (or trailer) lines, already split and without CR/LF.
+
+    Obs-fold continuation lines are unfolded into the previous value with one
+    space, as RFC 9112 §5.2 asks of a user agent.
+
+    Raises:
+        ProtocolError: a line without a colon, a name that is not a token,
+            white space before the colon, a bad byte in a value.
+    """
+    pairs: list[tuple[str, str]] = []
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            # RFC 9112 §5.2: replace each obs-fold with one or more SP.
+            if not pairs:
+                raise ProtocolError("obs-fold line before any header")
+            name, value = pairs[-1]
+            extra = line.strip(b" \t")
+            if _BAD_VALUE.search(extra):
+                raise ProtocolError(f"invalid byte in header {name!r}")
+            pairs[-1] = (name, f"{value} {extra.decode('latin-1')}" if value else extra.decode("latin-1"))
+            continue
+        colon = line.find(b":")
+        if colon <= 0:
+            raise ProtocolError(f"malformed header line {line[:64]!r}")
+        # RFC 9112 §5.1: no whitespace is allowed between field name and colon.
+        name = _lower_name(line[:colon])
+        raw_value = line[colon + 1 :].strip(b" \t")
+        if _BAD_VALUE.search(raw_value):
+            raise ProtocolError(f"invalid byte in header {name!r}")
+        pairs.append((name, raw_value.decode("latin-1")))
+    return Headers(pairs)
+
+
+def _split_lines(block: bytes) -> list[bytes]:
+    """Split a head block on LF, dropping one trailing CR per line."""
+    lines = block.split(b"\n")
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def _has_token(value: str | None, token: str) -> bool:
+    """Return whether a comma-separated header value lists ``token`` (any case)."""
+    if not value:
+        return False
+    return any(part.strip().lower() == token for part in value.split(","))
+
+
+class ResponseParser:
+    """Incremental HTTP/1.1 response parser for one connection.
+
+    Args:
+        max_head_size: bytes a head (status line and headers, and likewise
+            trailers and each 1xx head) may take before it is a
+            ``ProtocolError``; default 262144.
+
+    Example:
+        >>> p = ResponseParser()
+        >>> p.expect(b"GET")
+        >>> p.feed(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nhi")
+        >>> [type(e).__name__ for e in iter(p.next_event, NEED_DATA)]
+        ['ResponseHead', 'BodyChunk', 'EndOfResponse']
+    """
+
+    def __init__(self, max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
+        """Create a parser with nothing expected and an empty buffer."""
+        self.max_head_size = max_head_size
+        self.bytes_consumed = 0  # bytes turned into events so far, for Response.size
+        self._buf = bytearray()
+        self._pos = 0
+        self._scan_from = 0
+        self._expected: deque[bytes] = deque()
+        self._state = _HEAD
+        self._remaining = 0
+        self._informational = 0
+        self._eof = False
+        self._error: ProtocolError | None = None
+
+    # -- input ---------------------------------------------------------------
+
+    def expect(self, method: bytes) -> None:
+        """Queue the method of the next request written on the connection."""
+        self._expected.append(method)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append bytes received from the peer."""
+        if data:
+            self._buf += data
+
+    def feed_eof(self) -> None:
+        """Record that the peer closed its sending side."""
+        self._eof = True
+
+    @property
+    def pending(self) -> int:
+        """Return how many responses are expected and not yet complete."""
+        return len(self._expected)
+
+    @property
+    def buffered(self) -> int:
+        """Return how many received bytes have not been turned into events."""
+        return len(self._buf) - self._pos
+
+    @property
+    def in_response(self) -> bool:
+        """Return whether some byte of the current response has been consumed or buffered."""
+        return self._state != _HEAD or self._informational > 0 or self.buffered > 0
+
+    # -- output --------------------------------------------------------------
+
+    def next_event(self) -> Event | _NeedData:
+        """Return the next event, or ``NEED_DATA``.
+
+        Raises:
+            ProtocolError: the response is malformed, over a limit, or was
+                cut short by the peer closing.
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._step()
+        except ProtocolError as exc:
+            self._state = _BROKEN
+            self._error = exc
+            raise
+
+    def _step(self) -> Event | _NeedData:
+        state = self._state
+        if state == _HEAD:
+            return self._read_head()
+        if state == _LENGTH:
+            return self._read_length()
+        if state == _UNTIL_CLOSE:
+            return self._read_until_close()
+        if state == _EMPTY:
+            return self._end()
+        return self._read_chunked()
+
+    def _consume(self, n: int) -> bytes:
+        start = self._pos
+        data = bytes(self._buf[start : start + n])
+        self._pos = start + n
+        self.bytes_consumed += n
+        if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buf):
+            del self._buf[: self._pos]
+            self._scan_from = max(0, self._scan_from - self._pos)
+            self._pos = 0
+        return data
+
+    def _find_block_end(self, what: str) -> int:
+        """Return the offset just past the blank line ending a head block, or -1."""
+        buf, pos = self._buf, self._pos
+        match = _HEAD_END.search(buf, max(pos, self._scan_from))
+        if match is None:
+            if len(buf) - pos > self.max_head_size:
+                raise ProtocolError(f"{what} larger than max_head_size ({self.max_head_size} bytes)")
+            self._scan_from = max(pos, len(buf) - 2)
+            return -1
+        end = match.end()
+        if end - pos > self.max_head_size:
+            raise ProtocolError(f"{what} larger than max_head_size ({self.max_head_size} bytes)")
+        self._scan_from = 0
+        return end
+
+    def _read_head(self) -> Event | _NeedData:
+        buf = self._buf
+        # Tolerate stray CRLFs between responses (robustness, RFC 9112 §2.2).
+        while buf[self._pos : self._pos + 2] == b"\r\n" or buf[self._pos : self._pos + 1] == b"\n":
+            self._consume(2 if buf[self._pos] == 13 else 1)
+        end = self._find_block_end("response head")
+        if end < 0:
+            if self._eof:
+                if self.buffered == 0 and self._informational == 0:
+                    return PeerClosed()
+                raise ProtocolError("connection closed in the middle of a response head")
+            return NEED_DATA
+        if not self._expected:
+            raise ProtocolError("response received with no request outstanding")
+        block = self._consume(end - self._pos)
+        lines = _split_lines(block)
+        match = _STATUS_LINE.fullmatch(lines[0])
+        if match is None:
+            raise ProtocolError(f"invalid status line {lines[0][:80]!r}")
+        major, minor, code = match.group(1), match.group(2), int(match.group(3))
+        if major != b"1":
+            raise ProtocolError(f"unsupported HTTP version {lines[0][:16]!r}")
+        reason = (match.group(4) or b"").decode("latin-1").strip()
+        headers = parse_fields([line for line in lines[1:] if line])
+        if 100 <= code < 200 and code != 101:
+            self._informational += 1
+            if self._informational > MAX_INFORMATIONAL:
+                raise ProtocolError(f"more than {MAX_INFORMATIONAL} 1xx responses")
+            return Informational(code, reason, headers)
+        return self._start_body(code, reason, f"HTTP/1.{minor.decode()}", headers)
+
+    def _start_body(self, code: int, reason: str, version: str, headers: Headers) -> ResponseHead:
+        method = self._expected[0]
+        connection = headers.get("connection")
+        if version == "HTTP/1.1":
+            keep_alive = not _has_token(connection, "close")
+        else:
+            keep_alive = _has_token(connection, "keep-alive")
+        if code == 101:
+            keep_alive = False
+        te = headers.get("transfer-encoding")
+        cl = headers.get("content-length")
+        # RFC 9112 §6.3 rules 1-2: no body for HEAD, 1xx, 204, 304, CONNECT 2xx.
+        if (
+            method == b"HEAD"
+            or code < 200
+            or code in (204, 304)
+            or (method == b"CONNECT" and code < 300)
+        ):
+            self._state = _EMPTY
+            self._informational = 0
+            return ResponseHead(code, reason, version, headers, keep_alive)
+        if te is not None:
+            # RFC 9112 §6.3 rule 3: both present is a request-smuggling vector.
+            if cl is not None:
+                raise ProtocolError("response has both Transfer-Encoding and Content-Length")
+            codings = [c.strip().lower() for c in te.split(",")]
+            if codings[-1] == "chunked":
+                self._state = _CHUNK_SIZE_ST
+            else:
+                self._state = _UNTIL_CLOSE
+                keep_alive = False
+        elif cl is not None:
+            # RFC 9112 §6.3 rule 5: repeated identical values are one value.
+            values = {v.strip() for v in cl.split(",")}
+            if len(values) != 1:
+                raise ProtocolError(f"conflicting Content-Length values {cl!r}")
+            value = values.pop()
+            if not value.isdigit() or len(value) > 18:
+                raise ProtocolError(f"invalid Content-Length {cl!r}")
+            self._state = _LENGTH
+            self._remaining = int(value)
+        else:
+            # RFC 9112 §6.3 rule 8: read until the server closes.
+            self._state = _UNTIL_CLOSE
+            keep_alive = False
+        self._informational = 0
+        return ResponseHead(code, reason, version, headers, keep_alive)
+
+    def _end(self, trailers: Headers = _NO_TRAILERS) -> EndOfResponse:
+        self._state = _HEAD
+        self._expected.popleft()
+        return EndOfResponse(trailers)
+
+    def _read_length(self) -> Event | _NeedData:
+        if self._remaining == 0:
+            return self._end()
+        avail = len(self._buf) - self._pos
+        if avail == 0:
+            if self._eof:
+                raise ProtocolError(
+                    f"connection closed with {self._remaining} bytes of the body missing"
+                )
+            return NEED_DATA
+        n = min(avail, self._remaining)
+        self._remaining -= n
+        return BodyChunk(self._consume(n))
+
+    def _read_until_close(self) -> Event | _NeedData:
+        if self.buffered:
+            return BodyChunk(self._consume(self.buffered))
+        if self._eof:
+            return self._end()
+        return NEED_DATA
+
+    def _read_chunked(self) -> Event | _NeedData:
+        state = self._state
+        buf = self._buf
+        if state == _CHUNK_SIZE_ST:
+            nl = buf.find(b"\n", self._pos, self._pos + MAX_CHUNK_LINE)
+            if nl < 0:
+                if self.buffered >= MAX_CHUNK_LINE:
+                    raise ProtocolError("chunk size line too long")
+                return self._need_chunk_data()
+            line = self._consume(nl + 1 - self._pos)
+            size_field = line.split(b";", 1)[0].strip(b" \t\r\n")
+            if _CHUNK_SIZE.fullmatch(size_field) is None:
+                raise ProtocolError(f"invalid chunk size line {line[:64]!r}")
+            size = int(size_field, 16)
+            if size == 0:
+                self._state = _TRAILERS
+                return self._read_trailers()
+            self._remaining = size
+            self._state = _CHUNK_DATA
+            return self._read_chunked()
+        if state == _CHUNK_DATA:
+            avail = self.buffered
+            if avail == 0:
+                return self._need_chunk_data()
+            n = min(avail, self._remaining)
+            self._remaining -= n
+            if self._remaining == 0:
+                self._state = _CHUNK_END
+            return BodyChunk(self._consume(n))
+        if state == _CHUNK_END:
+            if self.buffered == 0:
+                return self._need_chunk_data()
+            first = buf[self._pos]
+            if first == 13:
+                if self.buffered < 2:
+                    return self._need_chunk_data()
+                if buf[self._pos + 1] != 10:
+                    raise ProtocolError("chunk data not followed by CRLF")
+                self._consume(2)
+            elif first == 10:
+                self._consume(1)
+            else:
+                raise ProtocolError("chunk data not followed by CRLF")
+            self._state = _CHUNK_SIZE_ST
+            return self._read_chunked()
+        return self._read_trailers()
+
+    def _read_trailers(self) -> Event | _NeedData:
+        buf, pos = self._buf, self._pos
+        if buf[pos : pos + 2] == b"\r\n" or buf[pos : pos + 1] == b"\n":
+            self._consume(2 if buf[pos] == 13 else 1)
+            return self._end()
+        end = self._find_block_end("trailer section")
+        if end < 0:
+            return self._need_chunk_data()
+        block = self._consume(end - self._pos)
+        return self._end(parse_fields([line for line in _split_lines(block) if line]))
+
+    def _need_chunk_data(self) -> _NeedData:
+        if self._eof:
+            raise ProtocolError("connection closed in the middle of a chunked body")
+        return NEED_DATA

@@ -1,0 +1,307 @@
+"""The ONLY socket, TLS and proxy-tunnel code: deadline-based connect, send and receive.
+
+Every blocking call takes an absolute deadline (``time.monotonic()`` seconds,
+None = no limit) and one helper, :func:`map_errors`, turns ``OSError``,
+``ssl.SSLError`` and socket timeouts into the API's errors (after httpcore's
+``map_exceptions``). Which timeout fired is decided by which deadline was the
+nearer one when the operation started.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import select
+import socket
+import ssl
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from fusco_actor._events import NEED_DATA, Informational, PeerClosed, ResponseHead
+from fusco_actor._exceptions import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectTimeout,
+    FuscoError,
+    ProtocolError,
+    ProxyError,
+    RequestTimeout,
+    TLSError,
+)
+from fusco_actor._parser import ResponseParser
+
+if TYPE_CHECKING:
+    from fusco_actor._options import ClientOptions, Destination
+
+__all__ = ["Connection", "ConnectInfo", "map_errors", "open_connection"]
+
+READ_SIZE: Final = 262_144
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectInfo:
+    """What ``on_connect`` receives after each connection attempt.
+
+    Attributes:
+        ok: whether the connection (TCP, proxy tunnel and TLS) was made.
+        error: the ``FuscoError`` when it was not, else None.
+        connect_time: seconds the attempt took, TLS and any proxy tunnel included.
+        address: the peer's socket address when connected, else None.
+    """
+
+    ok: bool
+    error: FuscoError | None
+    connect_time: float
+    address: tuple[Any, ...] | None
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Return seconds left until ``deadline`` (never negative), None for no limit."""
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())
+
+
+@contextlib.contextmanager
+def map_errors(
+    timeout_error: type[FuscoError], what: str, closed_error: type[FuscoError] = ConnectionClosed
+) -> Iterator[None]:
+    """Translate socket and TLS failures into the API's errors.
+
+    Args:
+        timeout_error: the class raised when the socket timed out.
+        what: words for the message, e.g. ``"connect to 127.0.0.1:80"``.
+        closed_error: the class raised when the peer reset or closed.
+    """
+    try:
+        yield
+    except FuscoError:
+        raise
+    except (socket.timeout, TimeoutError) as exc:
+        raise timeout_error(f"{what}: timed out") from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise TLSError(f"{what}: certificate verify failed: {exc.verify_message}") from exc
+    except ssl.SSLError as exc:
+        raise TLSError(f"{what}: TLS failure: {exc.reason or exc}") from exc
+    except socket.gaierror as exc:
+        raise ConnectError(f"{what}: name resolution failed: {exc.strerror}") from exc
+    except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
+        raise closed_error(f"{what}: {exc.strerror or exc}") from exc
+    except OSError as exc:
+        raise ConnectError(f"{what}: {exc.strerror or exc}") from exc
+
+
+class Connection:
+    """One connected socket (plain or TLS) with deadline-based I/O.
+
+    ``requests_done`` counts the responses completely read on it, so that the
+    client can tell a reused keep-alive connection from a fresh one (API §4).
+    """
+
+    __slots__ = ("address", "requests_done", "sock", "tunnelled")
+
+    def __init__(self, sock: socket.socket, address: tuple[Any, ...], tunnelled: bool) -> None:
+        """Wrap a connected socket; ``address`` is the peer's socket address."""
+        self.sock = sock
+        self.address = address
+        self.tunnelled = tunnelled
+        self.requests_done = 0
+
+    def send_all(self, data: bytes | memoryview, deadline: float | None) -> None:
+        """Write all of ``data`` before ``deadline``.
+
+        Raises:
+            RequestTimeout: the deadline passed.
+            ConnectionClosed: the peer reset or closed the connection.
+        """
+        self.sock.settimeout(remaining(deadline))
+        with map_errors(RequestTimeout, "send"):
+            self.sock.sendall(data)
+
+    def recv(self, deadline: float | None, size: int = READ_SIZE) -> bytes:
+        """Return up to ``size`` bytes; ``b""`` when the peer closed.
+
+        A reset by the peer reads as a close: both mean no more bytes.
+
+        Raises:
+            RequestTimeout: the deadline passed with nothing received.
+        """
+        self.sock.settimeout(remaining(deadline))
+        try:
+            with map_errors(RequestTimeout, "receive"):
+                return self.sock.recv(size)
+        except ConnectionClosed:
+            return b""
+
+    def is_dropped(self) -> bool:
+        """Return whether an idle connection was closed (or sent bytes) by the peer."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        """Close the socket; never raises."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def _nearest(connect_timeout: float | None, deadline: float | None) -> tuple[float | None, bool]:
+    """Return (absolute connect deadline, whether connect_timeout is the binding one)."""
+    if connect_timeout is None:
+        return deadline, False
+    own = time.monotonic() + connect_timeout
+    if deadline is None or own <= deadline:
+        return own, True
+    return deadline, False
+
+
+def _tcp_connect(
+    host: str, port: int, options: ClientOptions, deadline: float | None, what: str
+) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, options.family, socket.SOCK_STREAM)
+    last: OSError | None = None
+    for family, kind, proto, _, addr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            for level, opt, value in options.sockopts:
+                sock.setsockopt(level, opt, value)
+            if options.tcp_nodelay:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if options.source_address is not None:
+                sock.bind(options.source_address)
+            sock.settimeout(remaining(deadline))
+            sock.connect(addr)
+        except (socket.timeout, TimeoutError):
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        return sock
+    raise last if last is not None else OSError(f"{what}: no address found")
+
+
+def _tunnel(
+    sock: socket.socket, destination: Destination, options: ClientOptions, deadline: float | None
+) -> None:
+    """Open an HTTP CONNECT tunnel (RFC 9110 §9.3.6) through the proxy on ``sock``.
+
+    Raises:
+        ProxyError: a non-2xx answer (``status``, ``reason``) or the proxy closing.
+    """
+    proxy = options.proxy
+    assert proxy is not None
+    host = f"[{destination.host}]" if ":" in destination.host else destination.host
+    authority = f"{host}:{destination.port}".encode("idna")
+    lines = [b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (authority, authority)]
+    if proxy.username is not None:
+        secret = f"{proxy.username}:{proxy.password or ''}".encode()
+        lines.append(b"Proxy-Authorization: Basic %s\r\n" % base64.b64encode(secret))
+    lines.append(b"\r\n")
+    sock.settimeout(remaining(deadline))
+    sock.sendall(b"".join(lines))
+    parser = ResponseParser(options.max_head_size)
+    parser.expect(b"CONNECT")
+    while True:
+        event = parser.next_event()
+        if event is NEED_DATA:
+            sock.settimeout(remaining(deadline))
+            try:
+                data = sock.recv(65_536)
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                raise ProxyError("proxy closed the tunnel", None, "connection closed") from exc
+            if data:
+                parser.feed(data)
+            else:
+                parser.feed_eof()
+            continue
+        if isinstance(event, Informational):
+            continue
+        if isinstance(event, PeerClosed):
+            raise ProxyError("proxy closed the connection before answering CONNECT", None, "closed")
+        if isinstance(event, ResponseHead):
+            if not 200 <= event.status < 300:
+                raise ProxyError(
+                    f"proxy refused CONNECT {authority.decode()}: {event.status} {event.reason}",
+                    event.status,
+                    event.reason,
+                )
+            if parser.buffered:
+                raise ProtocolError("proxy sent bytes after its CONNECT answer")
+            return
+
+
+def open_connection(
+    destination: Destination, options: ClientOptions, deadline: float | None
+) -> Connection:
+    """Connect to the destination (through the proxy when one is set).
+
+    ``deadline`` is the request's; the connect also stops at ``connect_timeout``
+    and whichever comes first decides the error.
+
+    Raises:
+        ConnectTimeout: ``connect_timeout`` passed first.
+        RequestTimeout: the request's deadline passed first.
+        ConnectError: refused, unreachable, DNS failure.
+        TLSError: certificate or handshake failure.
+        ProxyError: the proxy refused or closed the tunnel.
+    """
+    connect_deadline, by_connect_timeout = _nearest(options.connect_timeout, deadline)
+    timeout_error: type[FuscoError] = ConnectTimeout if by_connect_timeout else RequestTimeout
+    proxy = options.proxy
+    if proxy is not None:
+        target_host, target_port = proxy.host, proxy.port
+        what = f"connect to proxy {proxy.host}:{proxy.port}"
+    else:
+        target_host, target_port = destination.host, destination.port
+        what = f"connect to {destination.origin}"
+    with map_errors(timeout_error, what, ConnectError):
+        sock = _tcp_connect(target_host, target_port, options, connect_deadline, what)
+        try:
+            address = sock.getpeername()
+            tunnelled = False
+            if proxy is not None and destination.is_ssl:
+                _tunnel(sock, destination, options, connect_deadline)
+                tunnelled = True
+            if destination.is_ssl:
+                context = (options.proxy_ssl_context if tunnelled else None) or options.ssl_context
+                if context is None:
+                    context = default_ssl_context()
+                sock = context.wrap_socket(
+                    sock, server_hostname=destination.host, do_handshake_on_connect=False
+                )
+                sock.settimeout(remaining(connect_deadline))
+                sock.do_handshake()
+        except BaseException:
+            sock.close()
+            raise
+    return Connection(sock, address, tunnelled)
+
+
+_DEFAULT_CONTEXT: ssl.SSLContext | None = None
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """Return the shared verifying context (SNI, hostname check, system CAs)."""
+    global _DEFAULT_CONTEXT  # noqa: PLW0603 - built once, lazily
+    if _DEFAULT_CONTEXT is None:
+        _DEFAULT_CONTEXT = ssl.create_default_context()
+    return _DEFAULT_CONTEXT
+
+
+def send_buffers(conn: Connection, buffers: Sequence[bytes | memoryview], deadline: float | None) -> None:
+    """Write several buffers in order (one ``sendall`` each; small ones joined)."""
+    if len(buffers) == 1:
+        conn.send_all(buffers[0], deadline)
+        return
+    total = sum(len(b) for b in buffers)
+    if total <= 65_536:
+        conn.send_all(b"".join(buffers), deadline)
+        return
+    for buf in buffers:
+        conn.send_all(buf, deadline)

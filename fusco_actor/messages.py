@@ -1,0 +1,94 @@
+"""Public immutable messages that a client actor understands.
+
+A caller may build a :class:`Request` and send it itself::
+
+    fut = client.actor_ref.ask(Request("/x", "GET"), block=False)
+    resp = fut.get()
+
+which returns the same kind of future as :meth:`fusco_actor.Client.request`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fusco_actor._encoder import PreparedRequest, prepare_request
+from fusco_actor._exceptions import BadArgument
+
+__all__ = ["Request"]
+
+
+def check_timeout(timeout: Any, what: str = "timeout") -> float | None:
+    """Return ``timeout`` as seconds (float), or None for no limit.
+
+    Raises:
+        BadArgument: not a non-negative number or None.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise BadArgument(f"{what} must be a non-negative number of seconds or None, not {timeout!r}")
+    return float(timeout)
+
+
+def check_send_retry(send_retry: Any) -> int | None:
+    """Return ``send_retry`` as a count, or None for the client's default.
+
+    Raises:
+        BadArgument: not a non-negative int or None.
+    """
+    if send_retry is None:
+        return None
+    if isinstance(send_retry, bool) or not isinstance(send_retry, int) or send_retry < 0:
+        raise BadArgument(f"send_retry must be a non-negative int or None, not {send_retry!r}")
+    return send_retry
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request, validated when built (fusco's request/7 arguments).
+
+    Args:
+        path: ``str`` or ``bytes`` beginning with ``/`` (or ``*`` for OPTIONS).
+        method: an HTTP token such as ``"GET"``; lower case is upper-cased.
+        headers: ``(name, value)`` pairs or a mapping.
+        body: bytes-like, ``str`` (UTF-8), nested lists of those, a file
+            object, or an iterable of bytes (sent chunked).
+        timeout: seconds for the whole exchange, counted from when the
+            message is sent to the client; None = no limit.
+        send_retry: times to send again on a closed connection; None = the
+            client's ``send_retry`` option.
+
+    Raises:
+        BadArgument: any argument is not acceptable.
+    """
+
+    path: str | bytes
+    method: str | bytes = "GET"
+    headers: Any = ()
+    body: Any = b""
+    timeout: float | None = None
+    send_retry: int | None = None
+    prepared: PreparedRequest = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Validate the arguments and encode the caller's part of the head."""
+        object.__setattr__(self, "timeout", check_timeout(self.timeout))
+        object.__setattr__(self, "send_retry", check_send_retry(self.send_retry))
+        headers = self.headers
+        if headers is None:
+            headers = ()
+        elif isinstance(headers, Mapping):
+            headers = tuple(headers.items())
+        elif not isinstance(headers, tuple):
+            try:
+                headers = tuple(headers)
+            except TypeError as exc:
+                raise BadArgument("headers must be (name, value) pairs or a mapping") from exc
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(
+            self, "prepared", prepare_request(self.method, self.path, self.headers, self.body)
+        )
+
