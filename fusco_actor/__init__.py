@@ -34,6 +34,7 @@ from fusco_actor._handle import Client
 from fusco_actor._headers import Headers
 from fusco_actor._options import parse_destination, parse_options
 from fusco_actor._response import Response
+from fusco_actor._supervisor import Supervisor
 from fusco_actor._transport import ConnectInfo
 
 __version__ = "0.1.0"
@@ -54,12 +55,14 @@ __all__ = [
     "ProxyError",
     "RequestTimeout",
     "Response",
+    "Supervisor",
     "TLSError",
     "__version__",
     "connect",
     "disconnect",
     "request",
     "start",
+    "start_link",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -81,6 +84,17 @@ def start(destination: Any, **options: Any) -> Client:
         >>> client = fusco_actor.start("http://127.0.0.1:8080", connect_timeout=2.0)  # doctest: +SKIP
     """
     return Client(parse_destination(destination), parse_options(options))
+
+
+def start_link(destination: Any, supervisor: Supervisor, **options: Any) -> Client:
+    """Start a client under ``supervisor``: restarted with the same options when it crashes.
+
+    Raises:
+        BadArgument: a bad destination.
+        BadOption: a bad option.
+        ClientStopped: the supervisor has stopped.
+    """
+    return supervisor.start_client(destination, **options)
 
 
 def connect(client: Client) -> None:

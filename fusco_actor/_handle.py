@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Client", "fail_stopped"]
 
+RUNNING, RESTARTING, STOPPED = "running", "restarting", "stopped"
+
 
 class Client:
     """A handle on one client actor: one keep-alive connection to one host.
@@ -48,20 +50,15 @@ class Client:
         self.options = options
         self._supervisor = supervisor
         self._lock = threading.RLock()
+        self._state = RUNNING
+        self._parked: list[Command] = []
         self._actor: ClientActor | None = None
-        self._ref: pykka.ActorRef[ClientActor] = self._spawn()
+        self._ref: pykka.ActorRef[ClientActor] = ClientActor.start(destination, options, self)
 
-    # -- incarnations ---------------------------------------------------------
-
-    def _spawn(self) -> pykka.ActorRef[ClientActor]:
-        """Start a new actor incarnation and route to it (any thread)."""
-        ref = ClientActor.start(self.destination, self.options, self)
-        with self._lock:
-            self._ref = ref
-        return ref
+    # -- incarnations (see the supervisor for who calls what) -----------------
 
     def _attach(self, actor: ClientActor) -> None:
-        """Record the actor object of the incarnation being started."""
+        """Record the actor object of the incarnation being started (caller's thread)."""
         self._actor = actor
 
     @property
@@ -75,15 +72,28 @@ class Client:
         assert self._actor is not None
         return self._actor
 
+    @property
+    def is_stopped(self) -> bool:
+        """Return whether the client stopped for good (disconnected or given up)."""
+        return self._state == STOPPED
+
     def _submit(self, command: Command) -> None:
         self._ref.actor_inbox.put_command(command)  # type: ignore[attr-defined]
 
     def on_rejected(self, command: Command) -> None:
-        """Handle a command put into a closed inbox (any thread)."""
-        if self._supervisor is not None:
-            self._supervisor.reroute(self, command)
-            return
-        fail_stopped(command)
+        """Handle a command put into a closed inbox (any thread).
+
+        While an incarnation is ending or being replaced the command is parked
+        and sent to the next one; once the client stopped for good it fails.
+        """
+        with self._lock:
+            if self._state == STOPPED:
+                fail_stopped(command)
+                return
+            if self._state == RESTARTING or self._ref.actor_inbox.closed:  # type: ignore[attr-defined]
+                self._parked.append(command)
+                return
+        self._submit(command)
 
     def on_exit(
         self,
@@ -93,11 +103,50 @@ class Client:
         reason: BaseException | None,
     ) -> None:
         """Handle the end of an incarnation holding ``held`` commands (its thread)."""
-        if self._supervisor is not None:
-            self._supervisor.child_exited(self, ref, held, crashed, reason)
+        with self._lock:
+            supervised = self._supervisor is not None and crashed and self._state == RUNNING
+            if not supervised:
+                self._state = STOPPED
+                held, self._parked = held + self._parked, []
+            else:
+                self._state = RESTARTING
+        if not supervised:
+            for command in held:
+                fail_stopped(command)
+            if self._supervisor is not None:
+                self._supervisor.child_stopped(self)
             return
-        for command in held:
+        self._supervisor.child_crashed(self, held, reason)
+
+    def restart(self, held: list[Command]) -> None:
+        """Start a new incarnation and send it ``held`` and the parked commands (supervisor)."""
+        ref = ClientActor.start(self.destination, self.options, self)
+        with self._lock:
+            self._ref = ref
+            self._state = RUNNING
+            commands, self._parked = held + self._parked, []
+        for command in commands:
+            self._submit(command)
+
+    def give_up(self, held: list[Command], message: str) -> None:
+        """Stop for good: fail ``held``, parked and later commands (supervisor)."""
+        with self._lock:
+            self._state = STOPPED
+            commands, self._parked = held + self._parked, []
+        for command in commands:
+            fail_stopped(command, message)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop for good now: queued requests fail with ``ClientStopped``; the one in flight ends."""
+        with self._lock:
+            self._state = STOPPED
+            actor = self._actor
+            ref = self._ref
+        for command in ref.actor_inbox.close():  # type: ignore[attr-defined]
             fail_stopped(command)
+        ref.stop(block=False)
+        if actor is not None:
+            actor.finished.wait(timeout)
 
     # -- the messaging API ------------------------------------------------------
 
@@ -174,8 +223,9 @@ class Client:
                 None = no limit.
         """
         command = DisconnectCommand(ReplyFuture())
-        actor = self._actor
         self._submit(command)
+        command.future.get(timeout=timeout)
+        actor = self._actor
         if actor is not None:
             actor.finished.wait(timeout)
 

@@ -205,14 +205,16 @@ class _HttpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        if not self._busy:
-            self._resume()
+        # Not re-entrantly: closing the transport inside this callback confuses it.
+        asyncio.get_running_loop().call_soon(self._resume)
 
     def abort(self) -> None:
         self._transport.abort()
 
     # -- request handling ---------------------------------------------------------------
     def _resume(self) -> None:
+        if self._busy or self._paused or self._closing:
+            return
         if not self._eof:
             self._transport.resume_reading()
         self._process()
@@ -350,8 +352,7 @@ class _HttpProtocol(asyncio.Protocol):
         self._timer = None
         self._busy = False
         self._send(req, 200, b"delayed\n", _TEXT)
-        if not self._paused:
-            self._resume()
+        self._resume()
 
     # -- output -------------------------------------------------------------------------
     def _send(self, req: _Request, status: int, body: bytes = b"", extra: bytes = b"") -> None:

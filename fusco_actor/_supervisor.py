@@ -1,0 +1,311 @@
+"""Supervisor: one-for-one restarts of crashed clients, OTP-style restart intensity.
+
+Theory of operation
+-------------------
+pykka has no supervision, so it is built from three parts:
+
+* every client actor reports its own end from its thread (``on_failure`` or
+  ``on_stop`` → ``Client.on_exit``) with the commands it still held — a
+  report that cannot be lost, unlike pykka's link-less actor deaths;
+* the :class:`Client` handle parks commands sent while an incarnation is
+  ending (the inbox is closed), so pykka's "message lands in a drained
+  inbox" race cannot strand a future;
+* the :class:`SupervisorActor` decides, one message at a time, whether to
+  restart the child (at most ``max_restarts`` crashes within ``max_seconds``)
+  and which held requests go out again (API.md §3-§4): queued ones always;
+  one that was on the wire only while its ``send_retry`` and idempotency
+  allow — otherwise it fails with ``ConnectionClosed``. A child given up on
+  fails everything with ``ClientStopped``.
+
+A crash is any stop neither ``disconnect`` nor the supervisor asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from fusco_actor._exceptions import BadOption, ClientStopped, ConnectionClosed
+from fusco_actor._future import ReplyFuture
+from fusco_actor._handle import Client
+from fusco_actor._inbox import Call, Command, Inbox
+from fusco_actor._options import parse_destination, parse_options
+from fusco_actor._retry import may_resend
+
+__all__ = ["RestartIntensity", "Supervisor", "SupervisorActor", "split_held"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_RESTARTS = 5
+DEFAULT_MAX_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class RestartIntensity:
+    """OTP restart intensity: at most ``max_restarts`` crashes within ``max_seconds``.
+
+    ``record(now)`` returns a new value with the crash added, and whether the
+    child may be restarted.
+    """
+
+    max_restarts: int = DEFAULT_MAX_RESTARTS
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    crashes: tuple[float, ...] = field(default=())
+
+    def record(self, now: float) -> tuple[RestartIntensity, bool]:
+        """Return the intensity after a crash at ``now`` (seconds) and whether to restart."""
+        recent = tuple(t for t in self.crashes if now - t < self.max_seconds) + (now,)
+        value = RestartIntensity(self.max_restarts, self.max_seconds, recent)
+        return value, len(recent) <= self.max_restarts
+
+
+def split_held(held: list[Command]) -> tuple[list[Command], list[Command]]:
+    """Split a crashed incarnation's commands into (send again, fail with ConnectionClosed).
+
+    A command never written goes again. A request that was on the wire goes
+    again only while API.md §4 allows it: idempotent and within ``send_retry``.
+    """
+    again: list[Command] = []
+    failed: list[Command] = []
+    for command in held:
+        if command.future.done:
+            continue
+        if isinstance(command, Call) and command.sends > 0:
+            allowed = may_resend(
+                idempotent=command.prepared.idempotent,
+                send_failed=False,
+                reused=False,
+                sends=command.sends,
+                send_retry=command.send_retry or 0,
+            )
+            replayable = command.prepared.stream is None or iter(command.prepared.stream) is not (
+                command.prepared.stream
+            )
+            (again if allowed and replayable else failed).append(command)
+        else:
+            again.append(command)
+    return again, failed
+
+
+class ChildCrashed(Command):
+    """A child's report that its incarnation crashed holding ``held`` commands."""
+
+    __slots__ = ("client", "held", "reason")
+
+    def __init__(self, client: Client, held: list[Command], reason: Any) -> None:
+        """Carry the report; the future is unused (nobody waits on a report)."""
+        super().__init__(ReplyFuture())
+        self.client, self.held, self.reason = client, held, reason
+
+
+class ChildStopped(Command):
+    """A child's report that it stopped for good."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: Client) -> None:
+        """Carry the report."""
+        super().__init__(ReplyFuture())
+        self.client = client
+
+
+def _report_lost(command: Command) -> None:
+    """A report reached a stopped supervisor: the child cannot be restarted."""
+    if isinstance(command, ChildCrashed):
+        command.client.give_up(command.held, "the client's supervisor has stopped")
+
+
+class SupervisorActor(pykka.ThreadingActor):
+    """Restarts crashed children; all its state is touched in its own thread only.
+
+    Reports travel through a closable :class:`Inbox`: a report that arrives
+    while or after the supervisor stops is answered by giving the child up,
+    so no request a crashed child held is ever stranded.
+    """
+
+    use_daemon_thread = True
+
+    @staticmethod
+    def _create_actor_inbox() -> Inbox:  # type: ignore[override]
+        inbox = Inbox()
+        inbox.on_rejected = _report_lost
+        return inbox
+
+    def on_receive(self, message: Any) -> Any:
+        """Handle a child's report (supervisor thread)."""
+        if isinstance(message, ChildCrashed):
+            try:
+                self.crashed(message.client, message.held, message.reason)
+            except Exception:
+                logger.exception("supervisor failed to restart %r", message.client)
+                message.client.give_up(message.held, "the client's supervisor failed")
+        elif isinstance(message, ChildStopped):
+            self.stopped(message.client)
+        else:
+            return super().on_receive(message)
+        return None
+
+    def on_stop(self) -> None:
+        """Give up on children whose reports are still queued (supervisor thread)."""
+        for command in self.actor_inbox.close():  # type: ignore[attr-defined]
+            _report_lost(command)
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        """A supervisor bug: behave as on stop."""
+        self.on_stop()
+
+    def __init__(self, max_restarts: int, max_seconds: float) -> None:
+        """Hold no child yet."""
+        super().__init__()
+        self._template = RestartIntensity(max_restarts, max_seconds)
+        self._children: dict[int, Client] = {}
+        self._intensity: dict[int, RestartIntensity] = {}
+        self._restarts: dict[int, int] = {}
+        self.on_child_gone: list[Callable[[Client], None]] = []
+
+    def add_child(self, client: Client) -> None:
+        """Start supervising ``client``."""
+        self._children[id(client)] = client
+        self._intensity[id(client)] = self._template
+        self._restarts[id(client)] = 0
+
+    def children(self) -> list[Client]:
+        """Return the live children."""
+        return list(self._children.values())
+
+    def restarts(self, client: Client) -> int:
+        """Return how many times ``client`` was restarted (0 for an unknown one)."""
+        return self._restarts.get(id(client), 0)
+
+    def crashed(self, client: Client, held: list[Command], reason: Any) -> None:
+        """Restart ``client`` or give up on it (supervisor thread)."""
+        key = id(client)
+        if key not in self._children:
+            client.give_up(held, "the client's supervisor has stopped")
+            return
+        intensity, allowed = self._intensity[key].record(time.monotonic())
+        self._intensity[key] = intensity
+        again, failed = split_held(held)
+        for command in failed:
+            command.future.try_fail(
+                ConnectionClosed(
+                    "the client crashed while this request was on the wire and it may not be "
+                    "sent again (send_retry spent or not idempotent)"
+                )
+            )
+        if not allowed:
+            logger.warning("client %r crashed too often (%r); giving up", client, reason)
+            self._drop(client)
+            client.give_up(again, "the client crashed too often; its supervisor gave up")
+            return
+        self._restarts[key] += 1
+        logger.info("restarting client %r after %r", client, reason)
+        client.restart(again)
+
+    def stopped(self, client: Client) -> None:
+        """Forget a child that stopped for good (disconnected or given up)."""
+        self._drop(client)
+
+    def _drop(self, client: Client) -> None:
+        if self._children.pop(id(client), None) is not None:
+            for callback in self.on_child_gone:
+                callback(client)
+
+    def stop_children(self, timeout: float | None) -> None:
+        """Stop every child for good; their queued requests fail with ClientStopped."""
+        children = list(self._children.values())
+        self._children.clear()
+        for child in children:
+            child.shutdown(timeout)
+
+
+class Supervisor:
+    """A handle on a supervisor actor that restarts crashed clients one-for-one.
+
+    Example:
+        >>> sup = fusco_actor.Supervisor.start(max_restarts=5, max_seconds=10.0)  # doctest: +SKIP
+        >>> client = sup.start_client("http://127.0.0.1:8080", send_retry=2)  # doctest: +SKIP
+        >>> sup.restarts(client)  # doctest: +SKIP
+        0
+    """
+
+    def __init__(self, ref: pykka.ActorRef[SupervisorActor]) -> None:
+        """Wrap a started supervisor actor; use :meth:`start`."""
+        self.actor_ref = ref
+        self._proxy = ref.proxy()
+
+    @classmethod
+    def start(
+        cls, max_restarts: int = DEFAULT_MAX_RESTARTS, max_seconds: float = DEFAULT_MAX_SECONDS
+    ) -> Supervisor:
+        """Start a supervisor: more than ``max_restarts`` crashes within ``max_seconds`` stop a child.
+
+        Raises:
+            BadOption: a negative ``max_restarts`` or a non-positive ``max_seconds``.
+        """
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+            raise BadOption(f"max_restarts: {max_restarts!r} is not an int >= 0")
+        if (
+            isinstance(max_seconds, bool)
+            or not isinstance(max_seconds, (int, float))
+            or max_seconds <= 0
+        ):
+            raise BadOption(f"max_seconds: {max_seconds!r} is not a positive number of seconds")
+        return cls(SupervisorActor.start(max_restarts, float(max_seconds)))
+
+    def start_client(self, destination: Any, **options: Any) -> Client:
+        """Start a client under this supervisor (``fusco_actor.start_link``).
+
+        Raises:
+            BadArgument: a bad destination.
+            BadOption: a bad option.
+            ClientStopped: the supervisor has stopped.
+        """
+        dest, opts = parse_destination(destination), parse_options(options)
+        if not self.actor_ref.is_alive():
+            raise ClientStopped("the supervisor has stopped")
+        client = Client(dest, opts, self)
+        try:
+            self._proxy.add_child(client).get()
+        except pykka.ActorDeadError:
+            client.shutdown()
+            raise ClientStopped("the supervisor has stopped") from None
+        return client
+
+    def children(self) -> list[Client]:
+        """Return the live ``Client`` handles ([] once stopped)."""
+        try:
+            return list(self._proxy.children().get())
+        except pykka.ActorDeadError:
+            return []
+
+    def restarts(self, client: Client) -> int:
+        """Return how many times ``client`` was restarted (0 once stopped)."""
+        try:
+            return int(self._proxy.restarts(client).get())
+        except pykka.ActorDeadError:
+            return 0
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop every child (queued requests fail with ``ClientStopped``), then the supervisor."""
+        try:
+            self._proxy.stop_children(timeout).get()
+        except pykka.ActorDeadError:
+            return
+        self.actor_ref.stop()
+
+    # -- reports from children (their threads) ----------------------------------
+
+    def child_crashed(self, client: Client, held: list[Command], reason: Any) -> None:
+        """Report a crash; the supervisor actor restarts ``client`` or gives it up."""
+        self.actor_ref.actor_inbox.put_command(ChildCrashed(client, held, reason))  # type: ignore[attr-defined]
+
+    def child_stopped(self, client: Client) -> None:
+        """Report that ``client`` stopped for good."""
+        self.actor_ref.actor_inbox.put_command(ChildStopped(client))  # type: ignore[attr-defined]
