@@ -33,6 +33,7 @@ from fusco_actor._exceptions import (
 from fusco_actor._handle import Client
 from fusco_actor._headers import Headers
 from fusco_actor._options import parse_destination, parse_options
+from fusco_actor._pool import Pool
 from fusco_actor._response import Response
 from fusco_actor._supervisor import Supervisor
 from fusco_actor._transport import ConnectInfo
@@ -50,6 +51,7 @@ __all__ = [
     "ConnectionClosed",
     "FuscoError",
     "Headers",
+    "Pool",
     "PoolTimeout",
     "ProtocolError",
     "ProxyError",

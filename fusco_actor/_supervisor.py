@@ -160,14 +160,19 @@ class SupervisorActor(pykka.ThreadingActor):
         """A supervisor bug: behave as on stop."""
         self.on_stop()
 
-    def __init__(self, max_restarts: int, max_seconds: float) -> None:
-        """Hold no child yet."""
+    def __init__(
+        self,
+        max_restarts: int,
+        max_seconds: float,
+        on_child_gone: Callable[[Client], None] | None = None,
+    ) -> None:
+        """Hold no child yet; ``on_child_gone`` hears of each child stopped for good."""
         super().__init__()
         self._template = RestartIntensity(max_restarts, max_seconds)
         self._children: dict[int, Client] = {}
         self._intensity: dict[int, RestartIntensity] = {}
         self._restarts: dict[int, int] = {}
-        self.on_child_gone: list[Callable[[Client], None]] = []
+        self._on_child_gone = on_child_gone
 
     def add_child(self, client: Client) -> None:
         """Start supervising ``client``."""
@@ -213,9 +218,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self._drop(client)
 
     def _drop(self, client: Client) -> None:
-        if self._children.pop(id(client), None) is not None:
-            for callback in self.on_child_gone:
-                callback(client)
+        if self._children.pop(id(client), None) is not None and self._on_child_gone is not None:
+            self._on_child_gone(client)
 
     def stop_children(self, timeout: float | None) -> None:
         """Stop every child for good; their queued requests fail with ClientStopped."""
@@ -242,9 +246,16 @@ class Supervisor:
 
     @classmethod
     def start(
-        cls, max_restarts: int = DEFAULT_MAX_RESTARTS, max_seconds: float = DEFAULT_MAX_SECONDS
+        cls,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
+        *,
+        on_child_gone: Callable[[Client], None] | None = None,
     ) -> Supervisor:
         """Start a supervisor: more than ``max_restarts`` crashes within ``max_seconds`` stop a child.
+
+        ``on_child_gone(client)`` is called in the supervisor's thread for each
+        child that stops for good (the pool uses it to keep its count true).
 
         Raises:
             BadOption: a negative ``max_restarts`` or a non-positive ``max_seconds``.
@@ -257,7 +268,7 @@ class Supervisor:
             or max_seconds <= 0
         ):
             raise BadOption(f"max_seconds: {max_seconds!r} is not a positive number of seconds")
-        return cls(SupervisorActor.start(max_restarts, float(max_seconds)))
+        return cls(SupervisorActor.start(max_restarts, float(max_seconds), on_child_gone))
 
     def start_client(self, destination: Any, **options: Any) -> Client:
         """Start a client under this supervisor (``fusco_actor.start_link``).
@@ -271,11 +282,10 @@ class Supervisor:
         if not self.actor_ref.is_alive():
             raise ClientStopped("the supervisor has stopped")
         client = Client(dest, opts, self)
-        try:
-            self._proxy.add_child(client).get()
-        except pykka.ActorDeadError:
-            client.shutdown()
-            raise ClientStopped("the supervisor has stopped") from None
+        # Not waited on: a pool calls this under its lock while the supervisor
+        # may be calling the pool back. Should the supervisor die first, the
+        # child's crash reports land in its closed inbox and give the child up.
+        self._proxy.add_child(client)
         return client
 
     def children(self) -> list[Client]:
