@@ -263,9 +263,10 @@ class ClientActor(pykka.ThreadingActor):
         replayable = prepared.stream is None or iter(prepared.stream) is not prepared.stream
         while True:
             self._check_crash()
-            fresh = self._conn is None
+            previous = self._conn
             conn = self._connect(call.deadline)
-            reused = not fresh and conn.requests_done > 0 or not fresh
+            # API §4: reused = open before this attempt; a dropped idle one replaced is fresh.
+            reused = conn is previous
             started = time.monotonic()
             try:
                 consumed_before = self._parser.bytes_consumed

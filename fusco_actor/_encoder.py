@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Union
@@ -165,11 +166,25 @@ def _flatten_iodata(body: list[Any] | tuple[Any, ...], out: list[bytes]) -> None
 
 
 def _file_length(body: Any) -> int | None:
-    try:
-        size = os.fstat(body.fileno()).st_size
-        return max(0, size - body.tell())
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+    """Return the bytes left in a binary regular file or seekable stream; None = unknown."""
+    if isinstance(body, io.TextIOBase):
+        # read() gives str, re-encoded as UTF-8 after newline translation: size unknown.
         return None
+    try:
+        st = os.fstat(body.fileno())
+        # A pipe, socket or device reports a size that says nothing of what read() gives.
+        return max(0, st.st_size - body.tell()) if stat.S_ISREG(st.st_mode) else None
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    try:
+        if body.seekable():  # io.BytesIO and the like: no fileno, but a size
+            pos = body.tell()
+            end = body.seek(0, os.SEEK_END)
+            body.seek(pos)
+            return max(0, end - pos)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    return None
 
 
 def _read_file(body: Any) -> Iterator[bytes]:
@@ -190,7 +205,7 @@ def _prepare_body(body: Any) -> tuple[bytes | memoryview, Iterable[Any] | None, 
         data = bytes(body)
         return data, None, len(data)
     if isinstance(body, memoryview):
-        view = body.cast("B")
+        view = body.cast("B") if body.c_contiguous else memoryview(body.tobytes())
         return view, None, view.nbytes
     if isinstance(body, str):
         data = body.encode("utf-8")
@@ -239,15 +254,17 @@ def prepare_request(
         elif lname == b"cookie":
             has_cookie = True
         elif lname == b"content-length":
+            if caller_length is not None and caller_length != value.strip():
+                raise BadArgument("conflicting Content-Length headers given")
             caller_length = value.strip()
         elif lname == b"transfer-encoding":
             if value.strip().lower() != b"chunked":
                 raise BadArgument("only 'Transfer-Encoding: chunked' can be sent")
             chunked = True
         elif lname == b"expect":
-            expect = value.strip().lower() == b"100-continue"
+            expect = expect or value.strip().lower() == b"100-continue"
         elif lname == b"connection":
-            close = _has_token(value, b"close")
+            close = close or _has_token(value, b"close")
         lines.append(b"%s: %s\r\n" % (name, value))
     if chunked and caller_length is not None:
         raise BadArgument("both Content-Length and Transfer-Encoding given")

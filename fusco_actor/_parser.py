@@ -101,7 +101,9 @@ def parse_fields(lines: list[bytes]) -> Headers:
             extra = line.strip(b" \t")
             if _BAD_VALUE.search(extra):
                 raise ProtocolError(f"invalid byte in header {name!r}")
-            pairs[-1] = (name, f"{value} {extra.decode('latin-1')}" if value else extra.decode("latin-1"))
+            if extra:  # a blank continuation must not leave a trailing space
+                more = extra.decode("latin-1")
+                pairs[-1] = (name, f"{value} {more}" if value else more)
             continue
         colon = line.find(b":")
         if colon <= 0:
@@ -312,7 +314,8 @@ class ResponseParser:
             if len(values) != 1:
                 raise ProtocolError(f"conflicting Content-Length values {cl!r}")
             value = values.pop()
-            if not value.isdigit() or len(value) > 18:
+            # str.isdigit() also accepts latin-1 '\xb2' etc., which int() rejects.
+            if not (value.isascii() and value.isdigit()) or len(value) > 18:
                 raise ProtocolError(f"invalid Content-Length {cl!r}")
             self._state = _LENGTH
             self._remaining = int(value)
