@@ -27,69 +27,34 @@ supervisor, re-sends them on the next incarnation as API.md §3-§4 allow.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from fusco_actor._cookies import CookieJar
-from fusco_actor._encoder import LAST_CHUNK, chunk_frames, encode_head
-from fusco_actor._events import (
-    NEED_DATA,
-    BodyChunk,
-    EndOfResponse,
-    Informational,
-    PeerClosed,
-    ResponseHead,
-)
-from fusco_actor._exceptions import (
-    BadArgument,
-    ClientStopped,
-    ConnectionClosed,
-    FuscoError,
-    ProtocolError,
-    RequestTimeout,
-)
+from fusco_actor._exceptions import ConnectionClosed, FuscoError, RequestTimeout
 from fusco_actor._future import ReplyFuture
-from fusco_actor._headers import Headers
 from fusco_actor._inbox import Call, Command, ConnectCommand, DisconnectCommand, Inbox
-from fusco_actor._parser import ResponseParser
-from fusco_actor._response import Response
 from fusco_actor._retry import may_resend
-from fusco_actor._transport import ConnectInfo, Connection, open_connection, send_buffers
+from fusco_actor._transport import ConnectInfo, Connection, open_connection
+from fusco_actor._wire import BodyStreamFailed, ClosedEarly, Origin, Wire
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from fusco_actor._events import ResponseHead
     from fusco_actor._options import ClientOptions, Destination
 
 __all__ = ["ClientActor", "InjectedCrash"]
 
 logger = logging.getLogger(__name__)
 
-EXPECT_CONTINUE_WAIT: Final = 1.0  # seconds an Expect: 100-continue body waits for the 100
-
-
 class InjectedCrash(RuntimeError):
     """The exception ``testing.inject_crash`` makes a client actor raise."""
-
-
-class _BodyStreamFailed(Exception):
-    """The caller's body iterable raised; carries the caller's exception."""
-
-    def __init__(self, original: BaseException) -> None:
-        super().__init__(repr(original))
-        self.original = original
-
-
-class _ClosedEarly(Exception):
-    """The connection closed before any byte of the response arrived."""
-
-    def __init__(self, send_failed: bool) -> None:
-        super().__init__("connection closed before any byte of the response")
-        self.send_failed = send_failed
 
 
 class ClientActor(pykka.ThreadingActor):
@@ -118,25 +83,19 @@ class ClientActor(pykka.ThreadingActor):
         self._owner = owner
         owner._attach(self)
         self.actor_inbox.on_rejected = owner.on_rejected  # type: ignore[attr-defined]
-        self._host_field = destination.host_field
-        self._conn: Connection | None = None
-        self._parser = ResponseParser(options.max_head_size)
-        self._in_flight: deque[Call] = deque()
-        self._jar = CookieJar() if options.use_cookies else None
+        self._origin = Origin(destination, options, CookieJar() if options.use_cookies else None)
+        self._wire: Wire | None = None
+        self._to_send: deque[Call] = deque()  # admitted, not yet written (in order)
+        self._in_flight: deque[Call] = deque()  # written, response not yet read (in order)
         self._disconnecting = False
         self._terminated = False
         self.crash_next = False
         self.finished = threading.Event()
-        self._target_prefix = b""
-        self._proxy_fields = b""
-        if options.proxy is not None and not destination.is_ssl:
-            # RFC 9112 §3.2.2: absolute-form when talking to a forward proxy.
-            self._target_prefix = destination.origin.encode("idna")
-            if options.proxy.username is not None:
-                import base64
 
-                secret = f"{options.proxy.username}:{options.proxy.password or ''}".encode()
-                self._proxy_fields = b"Proxy-Authorization: Basic %s\r\n" % base64.b64encode(secret)
+    @property
+    def connection(self) -> Connection | None:
+        """Return the open connection, if any (for tests and introspection)."""
+        return self._wire.conn if self._wire is not None else None
 
     # -- pykka hooks ----------------------------------------------------------
 
@@ -166,8 +125,9 @@ class ClientActor(pykka.ThreadingActor):
         self._terminated = True
         try:
             self._close()
-            held: list[Command] = list(self._in_flight)
+            held: list[Command] = [*self._in_flight, *self._to_send]
             self._in_flight.clear()
+            self._to_send.clear()
             held += self.actor_inbox.close()  # type: ignore[attr-defined]
             self._owner.on_exit(self.actor_ref, held, crashed, reason)
         finally:
@@ -181,16 +141,16 @@ class ClientActor(pykka.ThreadingActor):
     # -- connection -----------------------------------------------------------
 
     def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._wire is not None:
+            self._wire.close()
+            self._wire = None
 
-    def _connect(self, deadline: float | None) -> Connection:
-        """Return an open connection, reconnecting when the idle one was dropped."""
-        conn = self._conn
-        if conn is not None:
-            if not conn.is_dropped():
-                return conn
+    def _connect(self, deadline: float | None) -> Wire:
+        """Return the open wire, reconnecting when the idle one was dropped."""
+        wire = self._wire
+        if wire is not None:
+            if self._in_flight or not wire.conn.is_dropped():
+                return wire
             self._close()
         started = time.monotonic()
         try:
@@ -199,9 +159,8 @@ class ClientActor(pykka.ThreadingActor):
             self._notify(ConnectInfo(False, exc, time.monotonic() - started, None))
             raise
         self._notify(ConnectInfo(True, None, time.monotonic() - started, conn.address))
-        self._conn = conn
-        self._parser = ResponseParser(self._options.max_head_size)
-        return conn
+        self._wire = Wire(conn, self._origin, self._options.max_head_size)
+        return self._wire
 
     def _notify(self, info: ConnectInfo) -> None:
         callback: Callable[[ConnectInfo], Any] | None = self._options.on_connect
@@ -230,205 +189,152 @@ class ClientActor(pykka.ThreadingActor):
         command.future.try_set(None)
         self.stop()
 
-    # -- one exchange ---------------------------------------------------------
+    # -- requests ---------------------------------------------------------------
 
-    def _serve(self, call: Call) -> None:
-        future = call.future
-        if not future.claim():
-            return  # expired in the queue, or resolved by someone else
+    def _admit(self, call: Call) -> bool:
+        """Claim a call for sending; fail it if its deadline passed in the queue."""
+        if not call.future.claim():
+            return False  # expired in the queue, or resolved by someone else
         deadline = call.deadline
         if deadline is not None and time.monotonic() >= deadline:
-            future.try_fail(RequestTimeout("request timed out while queued; it was not sent"))
-            return
+            call.future.try_fail(RequestTimeout("request timed out while queued; it was not sent"))
+            return False
         if call.send_retry is None:
             call.send_retry = self._options.send_retry
-        self._in_flight.append(call)
-        try:
-            response = self._exchange(call)
-        except FuscoError as exc:
-            self._in_flight.clear()
-            future.try_fail(exc)
-            return
-        except _BodyStreamFailed as exc:
-            self._in_flight.clear()
-            self._close()
-            future.try_fail(exc.original)
-            return
-        self._check_crash()
-        self._in_flight.clear()
-        future.try_set(response)
+        return True
 
-    def _exchange(self, call: Call) -> Response:
-        prepared = call.prepared
-        replayable = prepared.stream is None or iter(prepared.stream) is not prepared.stream
-        while True:
-            self._check_crash()
-            previous = self._conn
-            conn = self._connect(call.deadline)
-            # API §4: reused = open before this attempt; a dropped idle one replaced is fresh.
-            reused = conn is previous
-            started = time.monotonic()
+    def _admit_more(self, limit: int) -> None:
+        """Take further pipelinable calls from the inbox, up to ``limit`` outstanding."""
+        inbox: Inbox = self.actor_inbox  # type: ignore[assignment]
+        while len(self._to_send) + len(self._in_flight) < limit:
             try:
-                consumed_before = self._parser.bytes_consumed
-                pushed = self._send(conn, call)
-                return self._receive(conn, call, started, consumed_before, pushed)
-            except _ClosedEarly as closed:
-                self._close()
-                retry = replayable and may_resend(
-                    idempotent=prepared.idempotent,
-                    send_failed=closed.send_failed,
-                    reused=reused,
-                    sends=call.sends,
-                    send_retry=call.send_retry or 0,
-                )
-                if not retry:
-                    raise ConnectionClosed(
+                envelope = inbox.get_nowait()
+            except queue.Empty:
+                return
+            if not (isinstance(envelope, Call) and envelope.pipelinable):
+                inbox.push_front(envelope)  # served alone once the pipe is empty
+                return
+            if self._admit(envelope):
+                self._to_send.append(envelope)
+
+    def _serve(self, first: Call) -> None:
+        """Serve ``first`` and, when pipelining, the pipelinable calls queued behind it.
+
+        Loop: admit, write everything admitted, read the oldest response;
+        until nothing is left to write or read. A connection lost on the way
+        sends each affected call again (or fails it) per API.md §4.
+        """
+        if not self._admit(first):
+            return
+        limit = self._options.pipeline if first.pipelinable else 1
+        self._to_send.append(first)
+        while self._to_send or self._in_flight:
+            if limit > 1:
+                self._admit_more(limit)
+            if self._to_send:
+                wire = self._wire
+                if wire is None or not wire.write_failed:
+                    self._write()
+                elif not self._in_flight:
+                    self._close()  # every response came after all; write on a fresh one
+            if self._in_flight:
+                self._read_one()
+
+    def _write(self) -> None:
+        calls = self._to_send
+        first = calls[0]
+        self._check_crash()
+        previous = self._wire
+        try:
+            wire = self._connect(first.deadline)
+        except FuscoError as exc:
+            calls.popleft()
+            first.future.try_fail(exc)
+            return
+        reused = wire is previous
+        batch = list(calls)
+        calls.clear()
+        for call in batch:
+            call.reused = reused
+        self._in_flight.extend(batch)
+        try:
+            if len(batch) == 1 and not first.pipelinable:
+                early = wire.write_one(first)
+                if early is not None:
+                    self._finish(first, early)
+            else:
+                wire.write_batch(batch)
+        except ClosedEarly as closed:
+            if first.pipelinable and len(self._in_flight) > 1:
+                # Responses to what went out before may still be readable: read them,
+                # write nothing more here; the reads end in ClosedEarly for the rest.
+                wire.write_failed = True
+            else:
+                self._lose_connection(closed.send_failed)
+        except BodyStreamFailed as exc:
+            self._in_flight.remove(first)
+            self._close()
+            first.future.try_fail(exc.original)
+        except FuscoError as exc:
+            self._in_flight.remove(first)
+            self._lose_connection(False, exc, first)
+
+    def _read_one(self) -> None:
+        call = self._in_flight[0]
+        try:
+            self._finish(call, None)
+        except ClosedEarly:
+            self._lose_connection(False)
+        except FuscoError as exc:
+            self._in_flight.popleft()
+            self._lose_connection(False, exc, call)
+
+    def _finish(self, call: Call, early_head: ResponseHead | None) -> None:
+        """Read ``call``'s response (its head may have come early) and resolve it."""
+        wire = self._wire
+        assert wire is not None
+        response, keep = wire.read_response(call, early_head)
+        self._check_crash()  # a crash here leaves the call in flight, for the supervisor
+        self._in_flight.remove(call)
+        call.future.try_set(response)
+        if not keep:
+            # RFC 9112 §9.6: a server that answers "close" processes no further request
+            # on the connection, so those pipelined behind it were never seen.
+            for unseen in self._in_flight:
+                unseen.sends -= 1
+            self._lose_connection(False)
+
+    def _lose_connection(
+        self, send_failed: bool, error: FuscoError | None = None, failed: Call | None = None
+    ) -> None:
+        """Close the connection; fail ``failed`` with ``error``; resend or fail the rest.
+
+        Every call still in flight got no byte of its response: it goes again
+        on a fresh connection while API.md §4 allows, before anything not yet
+        written; otherwise it fails with ``ConnectionClosed``.
+        """
+        self._close()
+        if failed is not None and error is not None:
+            failed.future.try_fail(error)
+        again: list[Call] = []
+        for call in self._in_flight:
+            prepared = call.prepared
+            replayable = prepared.stream is None or iter(prepared.stream) is not prepared.stream
+            if replayable and may_resend(
+                idempotent=prepared.idempotent,
+                send_failed=send_failed,
+                reused=call.reused,
+                sends=call.sends,
+                send_retry=call.send_retry or 0,
+            ):
+                call.mark = None
+                again.append(call)
+            else:
+                call.future.try_fail(
+                    ConnectionClosed(
                         f"connection to {self._destination.origin} closed before any byte of the "
                         f"response ({call.sends} send(s), send_retry={call.send_retry})"
-                    ) from None
-            except (FuscoError, _BodyStreamFailed):
-                self._close()
-                raise
-
-    def _send(self, conn: Connection, call: Call) -> ResponseHead | None:
-        """Write the request; return a final head already read (Expect: 100-continue)."""
-        prepared = call.prepared
-        cookie = None
-        if self._jar is not None:
-            cookie = self._jar.header_value(
-                self._destination.host,
-                prepared.target.decode("latin-1"),
-                self._destination.is_ssl,
-                time.time(),
-            )
-        target = self._target_prefix + prepared.target if self._target_prefix else None
-        head = encode_head(prepared, self._host_field, cookie, target, self._proxy_fields)
-        self._parser.expect(prepared.method)
-        call.sends += 1
-        deadline = call.deadline
-        try:
-            if prepared.expect_continue:
-                conn.send_all(head, deadline)
-                final = self._await_continue(conn, call)
-                if final is not None:
-                    return final
-                head = b""
-            if prepared.stream is None:
-                send_buffers(conn, [head, prepared.body] if head else [prepared.body], deadline)
-            else:
-                self._send_stream(conn, call, head)
-        except ConnectionClosed:
-            raise _ClosedEarly(send_failed=True) from None
-        return None
-
-    def _send_stream(self, conn: Connection, call: Call, head: bytes) -> None:
-        prepared = call.prepared
-        assert prepared.stream is not None
-        deadline = call.deadline
-        if head:
-            conn.send_all(head, deadline)
-        iterator = iter(prepared.stream)
-        while True:
-            try:
-                chunk = next(iterator)
-            except StopIteration:
-                break
-            except Exception as exc:
-                raise _BodyStreamFailed(exc) from exc
-            if prepared.chunked:
-                data = chunk_frames(chunk)
-            elif isinstance(chunk, (bytes, bytearray, memoryview)):
-                data = chunk
-            else:
-                raise _BodyStreamFailed(BadArgument(f"body stream yielded a {type(chunk).__name__}"))
-            if data:
-                conn.send_all(data, deadline)
-        if prepared.chunked:
-            conn.send_all(LAST_CHUNK, deadline)
-
-    def _await_continue(self, conn: Connection, call: Call) -> ResponseHead | None:
-        """Wait up to 1 s for ``100 Continue``; return a final head if one came instead."""
-        wait_until = time.monotonic() + EXPECT_CONTINUE_WAIT
-        if call.deadline is not None:
-            wait_until = min(wait_until, call.deadline)
-        while True:
-            event = self._parser.next_event()
-            if event is NEED_DATA:
-                try:
-                    data = conn.recv(wait_until)
-                except RequestTimeout:
-                    if call.deadline is not None and time.monotonic() >= call.deadline:
-                        raise
-                    return None  # RFC 9110 §10.1.1: send the body after a reasonable wait
-                if not data:
-                    self._parser.feed_eof()
-                else:
-                    self._parser.feed(data)
-                continue
-            if isinstance(event, Informational):
-                if event.status == 100:
-                    return None
-                continue
-            if isinstance(event, PeerClosed):
-                raise _ClosedEarly(send_failed=False)
-            assert isinstance(event, ResponseHead)
-            return event
-
-    def _receive(
-        self,
-        conn: Connection,
-        call: Call,
-        started: float,
-        consumed_before: int,
-        head: ResponseHead | None,
-    ) -> Response:
-        parser = self._parser
-        deadline = call.deadline
-        body: list[bytes] = []
-        body_skipped = head is not None
-        while True:
-            event = parser.next_event()
-            if event is NEED_DATA:
-                data = conn.recv(deadline)
-                if data:
-                    parser.feed(data)
-                else:
-                    parser.feed_eof()
-            elif isinstance(event, BodyChunk):
-                body.append(event.data)
-            elif isinstance(event, ResponseHead):
-                head = event
-            elif isinstance(event, EndOfResponse):
-                break
-            elif isinstance(event, PeerClosed):
-                raise _ClosedEarly(send_failed=False)
-            # Informational: RFC 9110 §15.2 - skipped.
-        if head is None:  # pragma: no cover - the parser always gives a head first
-            raise ProtocolError("response ended without a head")
-        if not head.keep_alive or call.prepared.close or body_skipped:
-            self._close()
-        else:
-            conn.requests_done += 1
-        if self._jar is not None:
-            cookies = head.headers.get_all("set-cookie")
-            if cookies:
-                self._jar.store(
-                    self._destination.host,
-                    call.prepared.target.decode("latin-1"),
-                    self._destination.is_ssl,
-                    cookies,
-                    time.time(),
+                    )
                 )
-        return Response(
-            status=head.status,
-            reason=head.reason,
-            version=head.version,
-            headers=head.headers,
-            trailers=event.trailers if event.trailers else _NO_TRAILERS,
-            body=body[0] if len(body) == 1 else b"".join(body),
-            size=parser.bytes_consumed - consumed_before,
-            elapsed=time.monotonic() - started,
-        )
-
-
-_NO_TRAILERS: Final = Headers()
+        self._in_flight.clear()
+        self._to_send.extendleft(reversed(again))

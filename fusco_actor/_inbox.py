@@ -47,7 +47,7 @@ class Command:
 class Call(Command):
     """One request on its way through a client: message, deadline and send count."""
 
-    __slots__ = ("prepared", "request", "send_retry", "sends")
+    __slots__ = ("mark", "prepared", "request", "reused", "send_retry", "sends", "started")
 
     def __init__(self, request: Request, future: ReplyFuture[Any] | None = None) -> None:
         """Start the request's clock now: its deadline counts from this call (seconds)."""
@@ -60,6 +60,15 @@ class Call(Command):
         self.prepared: PreparedRequest = request.prepared
         self.send_retry = request.send_retry
         self.sends = 0
+        self.reused = False  # the last attempt went out on a connection open before it
+        self.started = 0.0  # time.monotonic() when the last attempt started sending
+        self.mark: int | None = None  # parser.bytes_consumed where this response starts
+
+    @property
+    def pipelinable(self) -> bool:
+        """Return whether the request may be written ahead of earlier responses."""
+        p = self.prepared
+        return p.idempotent and p.stream is None and not p.expect_continue and not p.close
 
     @property
     def deadline(self) -> float | None:
@@ -82,13 +91,14 @@ class DisconnectCommand(Command):
 class Inbox:
     """The client actor's inbox: a ``SimpleQueue`` that can be closed to commands."""
 
-    __slots__ = ("_closed", "_lock", "_queue", "on_rejected")
+    __slots__ = ("_closed", "_front", "_lock", "_queue", "on_rejected")
 
     def __init__(self) -> None:
         """Create an open, empty inbox; rejected commands go to ``on_rejected``."""
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        self._front: deque[Any] = deque()  # taken ahead by the actor, served next
         self.on_rejected: Callable[[Command], None] = _reject_unowned
 
     def put(self, envelope: Any, /) -> None:
@@ -111,16 +121,24 @@ class Inbox:
         self.on_rejected(command)
 
     def get(self) -> Any:
-        """Block until an envelope is available and return it (pykka API)."""
+        """Block until an envelope is available and return it (pykka API; actor thread)."""
+        if self._front:
+            return self._front.popleft()
         return self._queue.get()
 
     def get_nowait(self) -> Any:
-        """Return the next envelope. Raises ``queue.Empty`` when there is none."""
+        """Return the next envelope (actor thread). Raises ``queue.Empty`` when there is none."""
+        if self._front:
+            return self._front.popleft()
         return self._queue.get_nowait()
+
+    def push_front(self, envelope: Any) -> None:
+        """Put back an envelope taken with :meth:`get_nowait`; it is served next (actor thread)."""
+        self._front.appendleft(envelope)
 
     def empty(self) -> bool:
         """Return whether nothing is queued (pykka API)."""
-        return self._queue.empty()
+        return not self._front and self._queue.empty()
 
     @property
     def closed(self) -> bool:
@@ -136,6 +154,9 @@ class Inbox:
         commands: list[Command] = []
         with self._lock:
             self._closed = True
+            while self._front:
+                item = self._front.popleft()
+                (commands if isinstance(item, Command) else kept).append(item)
             while True:
                 try:
                     item = self._queue.get_nowait()

@@ -51,6 +51,7 @@ _SERVER = b"Server: fusco-embedded\r\n"
 _TEXT = b"Content-Type: text/plain\r\n"
 _OCTETS = b"Content-Type: application/octet-stream\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LINGER = 2.0  # seconds a closing connection keeps draining the client's bytes
 _CONN = (b"", b"Connection: close\r\n", b"Connection: keep-alive\r\n")  # by _Request.conn
 _HELLO = b"Hello, fusco!\n"
 _PATTERN = b"0123456789abcdef"
@@ -197,6 +198,8 @@ class _HttpProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         self._eof = True
+        if self._closing:
+            return None  # the lingering close is over: close now
         return True if self._busy or self._paused else None  # None: close after flushing
 
     def pause_writing(self) -> None:
@@ -367,8 +370,18 @@ class _HttpProtocol(asyncio.Protocol):
             self._close()
 
     def _close(self) -> None:
+        if self._closing:
+            return
         self._closing = True
-        self._transport.close()  # flushes pending writes first
+        transport = self._transport
+        if transport.can_write_eof():
+            # Lingering close (RFC 9112 §9.6): send FIN after the pending writes but keep
+            # reading, so unread pipelined requests cause no RST that would destroy the
+            # responses still in flight to the client.
+            transport.write_eof()
+            self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+        else:
+            transport.close()  # flushes pending writes first
 
 
 def _int_param(raw: bytes, low: int, high: int) -> int:

@@ -1,0 +1,310 @@
+"""Wire: one open connection and its parser, writing requests and reading responses.
+
+The client actor owns at most one :class:`Wire` at a time and drives it from
+its own thread. A wire knows nothing of queues, retries or futures: it writes
+the requests it is given (several at once when pipelining), reads responses
+in order, and reports a connection that closed before a response began with
+:class:`ClosedEarly`, so the actor can apply the send-retry rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Final
+
+from fusco_actor._encoder import LAST_CHUNK, chunk_frames, encode_head
+from fusco_actor._events import (
+    NEED_DATA,
+    BodyChunk,
+    EndOfResponse,
+    Informational,
+    PeerClosed,
+    ResponseHead,
+)
+from fusco_actor._exceptions import BadArgument, ConnectionClosed, ProtocolError, RequestTimeout
+from fusco_actor._headers import Headers
+from fusco_actor._parser import ResponseParser
+from fusco_actor._response import Response
+from fusco_actor._transport import Connection, send_buffers
+
+if TYPE_CHECKING:
+    from fusco_actor._cookies import CookieJar
+    from fusco_actor._inbox import Call
+    from fusco_actor._options import ClientOptions, Destination
+
+__all__ = ["BodyStreamFailed", "ClosedEarly", "Origin", "Wire"]
+
+EXPECT_CONTINUE_WAIT: Final = 1.0  # seconds an Expect: 100-continue body waits for the 100
+_NO_TRAILERS: Final = Headers()
+
+
+class BodyStreamFailed(Exception):
+    """The caller's body iterable raised; carries the caller's exception."""
+
+    def __init__(self, original: BaseException) -> None:
+        """Wrap the caller's exception."""
+        super().__init__(repr(original))
+        self.original = original
+
+
+class ClosedEarly(Exception):
+    """The connection closed before any byte of the response arrived."""
+
+    def __init__(self, send_failed: bool) -> None:
+        """Record whether the write itself failed (the server cannot have the request)."""
+        super().__init__("connection closed before any byte of the response")
+        self.send_failed = send_failed
+
+
+class Origin:
+    """What every request of one client shares: Host, proxy form, cookie jar."""
+
+    __slots__ = ("destination", "host_field", "jar", "proxy_fields", "target_prefix")
+
+    def __init__(self, destination: Destination, options: ClientOptions, jar: CookieJar | None) -> None:
+        """Precompute the per-client parts of every request head."""
+        self.destination = destination
+        self.host_field = destination.host_field
+        self.jar = jar
+        self.target_prefix = b""
+        self.proxy_fields = b""
+        proxy = options.proxy
+        if proxy is not None and not destination.is_ssl:
+            # RFC 9112 §3.2.2: absolute-form when talking to a forward proxy.
+            self.target_prefix = destination.origin.encode("idna")
+            if proxy.username is not None:
+                secret = f"{proxy.username}:{proxy.password or ''}".encode()
+                self.proxy_fields = b"Proxy-Authorization: Basic %s\r\n" % base64.b64encode(secret)
+
+    def head(self, call: Call) -> bytes:
+        """Return the whole request head for ``call``."""
+        prepared = call.prepared
+        cookie = None
+        if self.jar is not None:
+            cookie = self.jar.header_value(
+                self.destination.host,
+                prepared.target.decode("latin-1"),
+                self.destination.is_ssl,
+                time.time(),
+            )
+        target = None
+        if self.target_prefix and prepared.target != b"*":
+            target = self.target_prefix + prepared.target
+        return encode_head(prepared, self.host_field, cookie, target, self.proxy_fields)
+
+    def store_cookies(self, call: Call, head: ResponseHead) -> None:
+        """Keep the response's cookies when ``use_cookies`` is on."""
+        if self.jar is None:
+            return
+        cookies = head.headers.get_all("set-cookie")
+        if cookies:
+            self.jar.store(
+                self.destination.host,
+                call.prepared.target.decode("latin-1"),
+                self.destination.is_ssl,
+                cookies,
+                time.time(),
+            )
+
+
+class Wire:
+    """An open connection with its response parser (actor thread only)."""
+
+    __slots__ = ("conn", "origin", "parser", "write_failed")
+
+    def __init__(self, conn: Connection, origin: Origin, max_head_size: int) -> None:
+        """Start with an empty parser on a freshly opened connection."""
+        self.conn = conn
+        self.origin = origin
+        self.parser = ResponseParser(max_head_size)
+        self.write_failed = False  # a pipelined write failed: read what came, write no more
+
+    def close(self) -> None:
+        """Close the connection; never raises."""
+        self.conn.close()
+
+    # -- writing ---------------------------------------------------------------
+
+    def write_batch(self, calls: list[Call]) -> None:
+        """Write several pipelinable requests with one send.
+
+        Raises:
+            ClosedEarly: the write failed (``send_failed=True``).
+            RequestTimeout: the first call's deadline passed while writing.
+        """
+        buffers: list[bytes | memoryview] = []
+        now = time.monotonic()
+        for call in calls:
+            buffers.append(self.origin.head(call))
+            if call.prepared.body:
+                buffers.append(call.prepared.body)
+            self.parser.expect(call.prepared.method)
+            call.sends += 1
+            call.started = now
+        try:
+            send_buffers(self.conn, buffers, calls[0].deadline)
+        except ConnectionClosed:
+            raise ClosedEarly(send_failed=True) from None
+
+    def write_one(self, call: Call) -> ResponseHead | None:
+        """Write one request of any kind; return a final head read early (Expect).
+
+        Raises:
+            ClosedEarly: the write failed, or the peer closed while we waited for 100.
+            BodyStreamFailed: the caller's body iterable raised.
+            RequestTimeout: the deadline passed.
+        """
+        prepared = call.prepared
+        head = self.origin.head(call)
+        self.parser.expect(prepared.method)
+        call.sends += 1
+        call.started = time.monotonic()
+        call.mark = self.parser.bytes_consumed
+        deadline = call.deadline
+        try:
+            if prepared.expect_continue:
+                self.conn.send_all(head, deadline)
+                final = self._await_continue(call)
+                if final is not None:
+                    return final
+                head = b""
+            if prepared.stream is None:
+                buffers = [head, prepared.body] if head else [prepared.body]
+                send_buffers(self.conn, buffers, deadline)
+            else:
+                if head:
+                    self.conn.send_all(head, deadline)
+                for data in _stream_frames(call):
+                    self.conn.send_all(data, deadline)
+        except ConnectionClosed:
+            raise ClosedEarly(send_failed=True) from None
+        return None
+
+    def _await_continue(self, call: Call) -> ResponseHead | None:
+        """Wait up to 1 s for ``100 Continue``; return a final head if one came instead."""
+        wait_until = time.monotonic() + EXPECT_CONTINUE_WAIT
+        if call.deadline is not None:
+            wait_until = min(wait_until, call.deadline)
+        while True:
+            event = self.parser.next_event()
+            if event is NEED_DATA:
+                try:
+                    self._fill(wait_until)
+                except RequestTimeout:
+                    if call.deadline is not None and time.monotonic() >= call.deadline:
+                        raise
+                    return None  # RFC 9110 §10.1.1: send the body after a reasonable wait
+                continue
+            if isinstance(event, Informational):
+                if event.status == 100:
+                    return None
+                continue
+            if isinstance(event, PeerClosed):
+                raise ClosedEarly(send_failed=False)
+            assert isinstance(event, ResponseHead)
+            return event
+
+    # -- reading ---------------------------------------------------------------
+
+    def _fill(self, deadline: float | None) -> None:
+        data = self.conn.recv(deadline)
+        if data:
+            self.parser.feed(data)
+        else:
+            self.parser.feed_eof()
+
+    def read_head(self, call: Call) -> ResponseHead:
+        """Read up to the final response head of ``call``, skipping 1xx.
+
+        Raises:
+            ClosedEarly: the peer closed before any byte of this response.
+            ProtocolError, RequestTimeout: as for :meth:`read_response`.
+        """
+        if call.mark is None:
+            call.mark = self.parser.bytes_consumed
+        while True:
+            event = self.parser.next_event()
+            if event is NEED_DATA:
+                self._fill(call.deadline)
+            elif isinstance(event, ResponseHead):
+                return event
+            elif isinstance(event, PeerClosed):
+                raise ClosedEarly(send_failed=False)
+            elif not isinstance(event, Informational):  # pragma: no cover - parser invariant
+                raise ProtocolError(f"unexpected {event!r} before the response head")
+
+    def iter_body(self, deadline: float | None) -> Iterator[bytes | Headers]:
+        """Yield body chunks as they arrive, then the trailers (a ``Headers``) last."""
+        while True:
+            event = self.parser.next_event()
+            if event is NEED_DATA:
+                self._fill(deadline)
+            elif isinstance(event, BodyChunk):
+                yield event.data
+            elif isinstance(event, EndOfResponse):
+                yield event.trailers
+                return
+
+    def read_response(self, call: Call, head: ResponseHead | None = None) -> tuple[Response, bool]:
+        """Read the whole response of ``call``; return it and whether the connection stays open.
+
+        Raises:
+            ClosedEarly: the peer closed before any byte of this response.
+            ProtocolError: malformed, over-limit or truncated response.
+            RequestTimeout: the call's deadline passed.
+        """
+        body_skipped = head is not None
+        if head is None:
+            head = self.read_head(call)
+        parts: list[bytes] = []
+        trailers = _NO_TRAILERS
+        for item in self.iter_body(call.deadline):
+            if isinstance(item, Headers):
+                trailers = item if len(item) else _NO_TRAILERS
+            else:
+                parts.append(item)
+        keep = head.keep_alive and not call.prepared.close and not body_skipped
+        if keep:
+            self.conn.requests_done += 1
+        self.origin.store_cookies(call, head)
+        mark = call.mark if call.mark is not None else 0
+        response = Response(
+            status=head.status,
+            reason=head.reason,
+            version=head.version,
+            headers=head.headers,
+            trailers=trailers,
+            body=parts[0] if len(parts) == 1 else b"".join(parts),
+            size=self.parser.bytes_consumed - mark,
+            elapsed=time.monotonic() - call.started,
+        )
+        return response, keep
+
+
+def _stream_frames(call: Call) -> Iterator[bytes | bytearray | memoryview]:
+    """Yield the wire bytes of a streamed body, framed when chunked."""
+    prepared = call.prepared
+    assert prepared.stream is not None
+    iterator = iter(prepared.stream)
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            break
+        except Exception as exc:
+            raise BodyStreamFailed(exc) from exc
+        if prepared.chunked:
+            try:
+                data: bytes | bytearray | memoryview = chunk_frames(chunk)
+            except BadArgument as exc:
+                raise BodyStreamFailed(exc) from None
+        elif isinstance(chunk, (bytes, bytearray, memoryview)):
+            data = chunk
+        else:
+            raise BodyStreamFailed(BadArgument(f"body stream yielded a {type(chunk).__name__}"))
+        if data:
+            yield data
+    if prepared.chunked:
+        yield LAST_CHUNK
