@@ -35,6 +35,7 @@ from fusco_actor._headers import Headers
 from fusco_actor._options import parse_destination, parse_options
 from fusco_actor._pool import Pool
 from fusco_actor._response import Response
+from fusco_actor._streaming import StreamingResponse
 from fusco_actor._supervisor import Supervisor
 from fusco_actor._transport import ConnectInfo
 
@@ -57,6 +58,7 @@ __all__ = [
     "ProxyError",
     "RequestTimeout",
     "Response",
+    "StreamingResponse",
     "Supervisor",
     "TLSError",
     "__version__",
@@ -108,7 +110,9 @@ def connect(client: Client) -> None:
     client.connect()
 
 
-def request(client: Client, path: Any, method: Any, headers: Any, body: Any, *rest: Any) -> Response:
+def request(
+    client: Client, path: Any, method: Any, headers: Any, body: Any, *rest: Any
+) -> Response:
     """Send a request and wait for its response (fusco's request/6 and request/7).
 
     Called as ``request(client, path, method, headers, body, timeout)`` or
@@ -124,7 +128,9 @@ def request(client: Client, path: Any, method: Any, headers: Any, body: Any, *re
     elif len(rest) == 2:
         send_retry, timeout = rest
     else:
-        raise BadArgument("request takes (client, path, method, headers, body, [send_retry,] timeout)")
+        raise BadArgument(
+            "request takes (client, path, method, headers, body, [send_retry,] timeout)"
+        )
     return client.request(path, method, headers, body, timeout, send_retry).get()
 
 

@@ -36,11 +36,13 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from fusco_actor._cookies import CookieJar
-from fusco_actor._exceptions import ConnectionClosed, FuscoError, RequestTimeout
+from fusco_actor._exceptions import ClientStopped, ConnectionClosed, FuscoError, RequestTimeout
 from fusco_actor._future import ReplyFuture
-from fusco_actor._inbox import Call, Command, ConnectCommand, DisconnectCommand, Inbox
+from fusco_actor._headers import Headers
+from fusco_actor._inbox import Call, Command, ConnectCommand, DisconnectCommand, Inbox, StreamCall
 from fusco_actor._retry import may_resend
-from fusco_actor._transport import ConnectInfo, Connection, open_connection
+from fusco_actor._streaming import CLOSE, StreamChannel, StreamingResponse
+from fusco_actor._transport import ConnectInfo, Connection, open_connection, remaining
 from fusco_actor._wire import BodyStreamFailed, ClosedEarly, Origin, Wire
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["ClientActor", "InjectedCrash"]
 
 logger = logging.getLogger(__name__)
+
 
 class InjectedCrash(RuntimeError):
     """The exception ``testing.inject_crash`` makes a client actor raise."""
@@ -87,6 +90,7 @@ class ClientActor(pykka.ThreadingActor):
         self._wire: Wire | None = None
         self._to_send: deque[Call] = deque()  # admitted, not yet written (in order)
         self._in_flight: deque[Call] = deque()  # written, response not yet read (in order)
+        self._stream: StreamChannel | None = None  # the body being streamed, if any
         self._disconnecting = False
         self._terminated = False
         self.crash_next = False
@@ -125,6 +129,8 @@ class ClientActor(pykka.ThreadingActor):
         self._terminated = True
         try:
             self._close()
+            if self._stream is not None:
+                self._stream.fail(ClientStopped("the client stopped while streaming the body"))
             held: list[Command] = [*self._in_flight, *self._to_send]
             self._in_flight.clear()
             self._to_send.clear()
@@ -293,6 +299,9 @@ class ClientActor(pykka.ThreadingActor):
         """Read ``call``'s response (its head may have come early) and resolve it."""
         wire = self._wire
         assert wire is not None
+        if isinstance(call, StreamCall):
+            self._stream_body(wire, call, early_head)
+            return
         response, keep = wire.read_response(call, early_head)
         self._check_crash()  # a crash here leaves the call in flight, for the supervisor
         self._in_flight.remove(call)
@@ -338,3 +347,43 @@ class ClientActor(pykka.ThreadingActor):
                 )
         self._in_flight.clear()
         self._to_send.extendleft(reversed(again))
+
+    def _stream_body(self, wire: Wire, call: StreamCall, early_head: ResponseHead | None) -> None:
+        """Resolve ``call`` with a StreamingResponse, then serve its body piece by piece."""
+        head = early_head if early_head is not None else wire.read_head(call)
+        self._check_crash()
+        self._in_flight.remove(call)
+        wire.origin.store_cookies(call, head)
+        channel = self._stream = StreamChannel()
+        call.future.try_set(
+            StreamingResponse(head.status, head.reason, head.version, head.headers, channel)
+        )
+        keep = head.keep_alive and not call.prepared.close and early_head is None
+        body = wire.iter_body(call.deadline)
+        try:
+            while True:
+                try:
+                    request = channel.requests.get(timeout=remaining(call.deadline))
+                except queue.Empty:
+                    raise RequestTimeout(
+                        "the streamed body was not read before the deadline"
+                    ) from None
+                if request == CLOSE:
+                    keep = False
+                    break
+                item = next(body)
+                if isinstance(item, Headers):
+                    channel.done.set()
+                    channel.replies.put(("end", item))
+                    break
+                channel.replies.put(("data", item))
+        except FuscoError as exc:
+            keep = False
+            channel.fail(exc)
+        finally:
+            self._stream = None
+            channel.done.set()
+        if keep:
+            wire.conn.requests_done += 1
+        else:
+            self._close()

@@ -272,7 +272,9 @@ def prepare_request(
         if not caller_length.isdigit():
             raise BadArgument(f"Content-Length {caller_length!r} is not a number")
         if stream is None and int(caller_length) != length:
-            raise BadArgument(f"Content-Length {caller_length!r} disagrees with the body ({length} bytes)")
+            raise BadArgument(
+                f"Content-Length {caller_length!r} disagrees with the body ({length} bytes)"
+            )
     elif not chunked:
         if length is None:
             chunked = True

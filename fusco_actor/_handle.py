@@ -18,12 +18,13 @@ import pykka
 from fusco_actor._client import ClientActor
 from fusco_actor._exceptions import ClientStopped
 from fusco_actor._future import ReplyFuture
-from fusco_actor._inbox import Call, Command, ConnectCommand, DisconnectCommand
+from fusco_actor._inbox import Call, Command, ConnectCommand, DisconnectCommand, StreamCall
 from fusco_actor.messages import Request, check_timeout
 
 if TYPE_CHECKING:
     from fusco_actor._options import ClientOptions, Destination
     from fusco_actor._response import Response
+    from fusco_actor._streaming import StreamingResponse
 
 __all__ = ["Client", "fail_stopped"]
 
@@ -123,10 +124,17 @@ class Client:
         ref = ClientActor.start(self.destination, self.options, self)
         with self._lock:
             self._ref = ref
-            self._state = RUNNING
+            # The new incarnation may already have ended (ActorRegistry.stop_all)
+            # while RESTARTING: on_exit then stopped the client for good.
+            stopped = self._state == STOPPED
+            if not stopped:
+                self._state = RUNNING
             commands, self._parked = held + self._parked, []
         for command in commands:
-            self._submit(command)
+            if stopped:
+                fail_stopped(command)
+            else:
+                self._submit(command)
 
     def give_up(self, held: list[Command], message: str) -> None:
         """Stop for good: fail ``held``, parked and later commands (supervisor)."""
@@ -195,6 +203,29 @@ class Client:
         future = self.request(path, method, headers, body, timeout, send_retry)
         return await future.wait_async()
 
+    def stream(
+        self,
+        path: str | bytes,
+        method: str | bytes = "GET",
+        headers: Any = (),
+        body: Any = b"",
+        timeout: float | None = None,
+    ) -> ReplyFuture[StreamingResponse]:
+        """Send a request; return a future of a :class:`StreamingResponse`.
+
+        The body is read from the socket only as the caller consumes it
+        (``iter_bytes``, ``read``); requests queued behind it wait. Reading
+        to the end keeps the connection alive; closing early closes it.
+        ``body`` may be a file object or an iterable of any size (streamed
+        upload). ``timeout``: seconds for the whole exchange, body included.
+
+        Raises:
+            BadArgument: a bad argument (nothing is sent).
+        """
+        call = StreamCall(Request(path, method, headers, body, timeout, None))
+        self._submit(call)
+        return call.future
+
     def connect(self, timeout: float | None = None) -> None:
         """Connect now, if not connected yet (blocking).
 
@@ -253,4 +284,3 @@ def fail_stopped(command: Command, message: str = "the client has stopped") -> N
         command.future.try_set(None)
     else:
         command.future.try_fail(ClientStopped(message))
-

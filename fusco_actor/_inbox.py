@@ -25,7 +25,7 @@ from fusco_actor._encoder import PreparedRequest
 from fusco_actor._future import ReplyFuture
 from fusco_actor.messages import Request
 
-__all__ = ["Call", "Command", "ConnectCommand", "DisconnectCommand", "Inbox"]
+__all__ = ["Call", "Command", "ConnectCommand", "DisconnectCommand", "Inbox", "StreamCall"]
 
 
 class Command:
@@ -74,6 +74,17 @@ class Call(Command):
     def deadline(self) -> float | None:
         """Return the absolute ``time.monotonic()`` deadline, None for no limit."""
         return self.future.deadline
+
+
+class StreamCall(Call):
+    """A request whose response body is handed to the caller as it is read."""
+
+    __slots__ = ()
+
+    @property
+    def pipelinable(self) -> bool:
+        """Return False: a streamed response holds the connection alone."""
+        return False
 
 
 class ConnectCommand(Command):

@@ -64,9 +64,17 @@ _NAME_CACHE: dict[bytes, str] = {}
 _NO_TRAILERS: Final = Headers()
 
 # Parser states.
-(_HEAD, _EMPTY, _LENGTH, _CHUNK_SIZE_ST, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _BROKEN) = (
-    range(9)
-)
+(
+    _HEAD,
+    _EMPTY,
+    _LENGTH,
+    _CHUNK_SIZE_ST,
+    _CHUNK_DATA,
+    _CHUNK_END,
+    _TRAILERS,
+    _UNTIL_CLOSE,
+    _BROKEN,
+) = range(9)
 
 
 def _lower_name(raw: bytes) -> str:
@@ -237,7 +245,9 @@ class ResponseParser:
         match = _HEAD_END.search(buf, max(pos, self._scan_from))
         if match is None:
             if len(buf) - pos > self.max_head_size:
-                raise ProtocolError(f"{what} larger than max_head_size ({self.max_head_size} bytes)")
+                raise ProtocolError(
+                    f"{what} larger than max_head_size ({self.max_head_size} bytes)"
+                )
             self._scan_from = max(pos, len(buf) - 2)
             return -1
         end = match.end()

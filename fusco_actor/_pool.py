@@ -60,7 +60,9 @@ class Pool:
         200
     """
 
-    def __init__(self, destination: Any, max_clients: int = DEFAULT_MAX_CLIENTS, **options: Any) -> None:
+    def __init__(
+        self, destination: Any, max_clients: int = DEFAULT_MAX_CLIENTS, **options: Any
+    ) -> None:
         """Check the arguments and start the pool's supervisor; use :meth:`start`.
 
         Raises:
@@ -82,7 +84,9 @@ class Pool:
         self.supervisor = Supervisor.start(on_child_gone=self._client_gone)
 
     @classmethod
-    def start(cls, destination: Any, max_clients: int = DEFAULT_MAX_CLIENTS, **options: Any) -> Pool:
+    def start(
+        cls, destination: Any, max_clients: int = DEFAULT_MAX_CLIENTS, **options: Any
+    ) -> Pool:
         """Start a pool; clients are started lazily on demand.
 
         Args:
@@ -157,7 +161,9 @@ class Pool:
         """
         with self._lock:
             if id(client) not in self._clients:
-                if client.is_stopped:
+                # Dropped: stopped for good, or being given up right now (the
+                # supervisor drops a child before it marks it stopped).
+                if client.is_stopped or client._supervisor is self.supervisor:  # noqa: SLF001
                     return
                 raise BadArgument("the client does not belong to this pool")
             if client.is_stopped:
@@ -290,4 +296,3 @@ class Pool:
             f"<Pool {self._parsed_destination.origin} clients={self.size}/{self.max_clients} "
             f"free={self.free_count} waiting={len(self._waiters)}>"
         )
-

@@ -5,7 +5,9 @@ from __future__ import annotations
 __all__ = ["may_resend"]
 
 
-def may_resend(*, idempotent: bool, send_failed: bool, reused: bool, sends: int, send_retry: int) -> bool:
+def may_resend(
+    *, idempotent: bool, send_failed: bool, reused: bool, sends: int, send_retry: int
+) -> bool:
     """Return whether a request may be sent again on a fresh connection.
 
     Called when the connection was found closed while sending the request, or

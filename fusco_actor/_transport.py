@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from fusco_actor._events import NEED_DATA, Informational, PeerClosed, ResponseHead
+from fusco_actor._events import NEED_DATA, Informational, ResponseHead
 from fusco_actor._exceptions import (
     ConnectError,
     ConnectionClosed,
@@ -35,7 +35,7 @@ from fusco_actor._parser import ResponseParser
 if TYPE_CHECKING:
     from fusco_actor._options import ClientOptions, Destination
 
-__all__ = ["Connection", "ConnectInfo", "map_errors", "open_connection"]
+__all__ = ["ConnectInfo", "Connection", "map_errors", "open_connection"]
 
 READ_SIZE: Final = 262_144
 
@@ -79,7 +79,7 @@ def map_errors(
         yield
     except FuscoError:
         raise
-    except (socket.timeout, TimeoutError) as exc:
+    except TimeoutError as exc:
         raise timeout_error(f"{what}: timed out") from exc
     except ssl.SSLCertVerificationError as exc:
         raise TLSError(f"{what}: certificate verify failed: {exc.verify_message}") from exc
@@ -136,12 +136,34 @@ class Connection:
             return b""
 
     def is_dropped(self) -> bool:
-        """Return whether an idle connection was closed (or sent bytes) by the peer."""
+        """Return whether an idle connection was closed (or sent bytes) by the peer.
+
+        On TLS a readable socket may hold only records without application
+        data, such as the session tickets a TLS 1.3 server sends after the
+        handshake (RFC 8446 §4.6.1). Those are read here and do not count:
+        only a close or unexpected application bytes do.
+        """
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, ValueError):
             return True
-        return bool(readable)
+        if not readable or not isinstance(sock, ssl.SSLSocket):
+            return bool(readable)
+        previous = sock.gettimeout()
+        try:
+            sock.setblocking(False)
+            sock.recv(1)  # any byte, or b"" for a close: either way unusable
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False  # only non-application records were there
+        except OSError:
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous)
+        return True
 
     def close(self) -> None:
         """Close the socket; never raises."""
@@ -175,7 +197,7 @@ def _tcp_connect(
                 sock.bind(options.source_address)
             sock.settimeout(remaining(deadline))
             sock.connect(addr)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             sock.close()
             raise
         except OSError as exc:
@@ -204,7 +226,10 @@ def _tunnel(
         lines.append(b"Proxy-Authorization: Basic %s\r\n" % base64.b64encode(secret))
     lines.append(b"\r\n")
     sock.settimeout(remaining(deadline))
-    sock.sendall(b"".join(lines))
+    try:
+        sock.sendall(b"".join(lines))
+    except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
+        raise ProxyError("proxy closed before CONNECT was sent", None, "connection closed") from exc
     parser = ResponseParser(options.max_head_size)
     parser.expect(b"CONNECT")
     while True:
@@ -213,17 +238,16 @@ def _tunnel(
             sock.settimeout(remaining(deadline))
             try:
                 data = sock.recv(65_536)
-            except (ConnectionResetError, BrokenPipeError) as exc:
+            except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
                 raise ProxyError("proxy closed the tunnel", None, "connection closed") from exc
-            if data:
-                parser.feed(data)
-            else:
-                parser.feed_eof()
+            if not data:
+                # Before a final answer any close is the proxy's: after a 1xx
+                # or mid-head too (the parser would call those truncated).
+                raise ProxyError("proxy closed before answering CONNECT", None, "closed")
+            parser.feed(data)
             continue
         if isinstance(event, Informational):
-            continue
-        if isinstance(event, PeerClosed):
-            raise ProxyError("proxy closed the connection before answering CONNECT", None, "closed")
+            continue  # RFC 9110 §15.2: 1xx before the final answer are skipped
         if isinstance(event, ResponseHead):
             if not 200 <= event.status < 300:
                 raise ProxyError(
@@ -294,7 +318,9 @@ def default_ssl_context() -> ssl.SSLContext:
     return _DEFAULT_CONTEXT
 
 
-def send_buffers(conn: Connection, buffers: Sequence[bytes | memoryview], deadline: float | None) -> None:
+def send_buffers(
+    conn: Connection, buffers: Sequence[bytes | memoryview], deadline: float | None
+) -> None:
     """Write several buffers in order (one ``sendall`` each; small ones joined)."""
     if len(buffers) == 1:
         conn.send_all(buffers[0], deadline)

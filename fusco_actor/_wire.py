@@ -63,7 +63,9 @@ class Origin:
 
     __slots__ = ("destination", "host_field", "jar", "proxy_fields", "target_prefix")
 
-    def __init__(self, destination: Destination, options: ClientOptions, jar: CookieJar | None) -> None:
+    def __init__(
+        self, destination: Destination, options: ClientOptions, jar: CookieJar | None
+    ) -> None:
         """Precompute the per-client parts of every request head."""
         self.destination = destination
         self.host_field = destination.host_field

@@ -29,7 +29,9 @@ def check_timeout(timeout: Any, what: str = "timeout") -> float | None:
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-        raise BadArgument(f"{what} must be a non-negative number of seconds or None, not {timeout!r}")
+        raise BadArgument(
+            f"{what} must be a non-negative number of seconds or None, not {timeout!r}"
+        )
     return float(timeout)
 
 
@@ -91,4 +93,3 @@ class Request:
         object.__setattr__(
             self, "prepared", prepare_request(self.method, self.path, self.headers, self.body)
         )
-

@@ -1,0 +1,314 @@
+"""The load generator behind ``fusco bench``: a supervised pool kept busy by callbacks.
+
+Theory of operation
+-------------------
+``LoadGenerator`` keeps ``connections x pipeline`` requests outstanding on a
+:class:`fusco_actor.Pool`. Each request's ``ReplyFuture`` gets a done-callback
+that runs in the client actor's thread, so it does the least it can: append
+``(start_ns, end_ns, future)`` to a deque and send the next request. The main
+thread wakes a few times a second, drains the deque into :class:`Stats`
+(status codes, bytes, errors by class name, and an HDR histogram of latency in
+microseconds) and redraws the progress line. Callbacks beat one worker thread
+per connection here: about 20-25% more requests per second against the
+embedded server, because no thread has to wake up between responses.
+
+Stopping: when the request count is reached, the duration has passed or
+SIGINT arrives, ``_stopping`` is set under the lock that also counts issued
+requests, so the main thread knows exactly how many results are still due.
+It waits up to ``GRACE`` seconds for them, then the caller stops the pool.
+"""
+
+from __future__ import annotations
+
+import collections
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from fusco_actor import Pool
+    from fusco_actor._future import ReplyFuture
+    from fusco_actor._response import Response
+
+    _Outcome: TypeAlias = "ReplyFuture[Response] | Exception"
+
+__all__ = ["LoadGenerator", "Stats", "format_report"]
+
+PERCENTILES: Final = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
+HIGHEST_LATENCY_US: Final = 3_600_000_000  # one hour, in microseconds
+SIGNIFICANT_DIGITS: Final = 3
+TICK: Final = 0.1  # seconds between drains of the result queue
+PROGRESS_INTERVAL: Final = 0.25  # seconds between redraws of the progress line
+GRACE: Final = 2.0  # seconds to wait for outstanding requests after the stop
+
+
+class Stats:
+    """What a benchmark run produced; filled by the main thread only."""
+
+    def __init__(self) -> None:
+        """Start with nothing recorded."""
+        self.histogram = HdrHistogram(1, HIGHEST_LATENCY_US, SIGNIFICANT_DIGITS)
+        self.responses = 0
+        self.bytes = 0
+        self.status: Counter[int] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.last_ns: int | None = None
+
+    @property
+    def requests(self) -> int:
+        """Return how many requests completed, with a response or an error."""
+        return self.responses + sum(self.errors.values())
+
+    def add(self, start_ns: int, end_ns: int, outcome: _Outcome) -> None:
+        """Record one completed request: its resolved future, or what ``Pool.request`` raised."""
+        self.last_ns = end_ns if self.last_ns is None else max(self.last_ns, end_ns)
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            response = outcome.get()
+        except Exception as exc:  # every failure is data here, counted by its kind
+            self.errors[type(exc).__name__] += 1
+            return
+        self.responses += 1
+        self.bytes += response.size
+        self.status[response.status] += 1
+        micros = max(1, (end_ns - start_ns) // 1000)
+        self.histogram.record_value(min(micros, HIGHEST_LATENCY_US))
+
+    def latency(self) -> dict[str, float]:
+        """Return latency percentiles, mean and max in seconds (zeros when empty)."""
+        hist = self.histogram
+        if hist.get_total_count() == 0:
+            return {name: 0.0 for name in ("min", "mean", *dict(PERCENTILES), "max")}
+        out = {"min": hist.get_min_value() / 1e6, "mean": hist.get_mean_value() / 1e6}
+        for name, pct in PERCENTILES:
+            out[name] = hist.get_value_at_percentile(pct) / 1e6
+        out["max"] = hist.get_max_value() / 1e6
+        return out
+
+
+class LoadGenerator:
+    """Keep ``outstanding`` requests in flight on ``pool`` until a count, a time or SIGINT.
+
+    Args:
+        pool: the pool to load; the caller starts and stops it.
+        request: ``(path, method, headers, body, timeout)`` for every request.
+        outstanding: requests kept in flight (connections x pipeline).
+        count: requests to send in all; None = until ``duration`` passes.
+        duration: seconds to keep sending when ``count`` is None.
+        progress: where to draw the live line (a TTY), or None for quiet.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        request: tuple[Any, ...],
+        outstanding: int,
+        count: int | None,
+        duration: float,
+        progress: TextIO | None = None,
+    ) -> None:
+        """Prepare a run; nothing is sent until :meth:`run`."""
+        self._pool = pool
+        self._request = request
+        self._outstanding = outstanding
+        self._limit = sys.maxsize if count is None else count
+        self._duration = None if count is not None else duration
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._issued = 0
+        self._stopping = False
+        self._results: collections.deque[tuple[int, int, _Outcome]] = collections.deque()
+        self._interrupted = threading.Event()
+        self.stats = Stats()
+        self.interrupted = False
+        self.unfinished = 0
+        self.duration = 0.0
+
+    # -- actor threads: keep these tiny ------------------------------------------------
+
+    def _issue(self) -> None:
+        """Send requests until one is pending (any thread; never raises)."""
+        while True:
+            with self._lock:
+                if self._stopping or self._issued >= self._limit:
+                    return
+                self._issued += 1
+            start = time.perf_counter_ns()
+            try:
+                future = self._pool.request(*self._request)
+            except Exception as exc:  # arguments are checked up front: the pool went wrong
+                self._results.append((start, time.perf_counter_ns(), exc))
+                with self._lock:
+                    self._stopping = True
+                return
+            if not future.done:
+                future.add_done_callback(partial(self._on_done, start))
+                return
+            # Resolved at once (a stopped client): loop instead of recursing.
+            self._results.append((start, time.perf_counter_ns(), future))
+
+    def _on_done(self, start: int, future: ReplyFuture[Response]) -> None:
+        """Record a completion and send the next request (the resolving actor's thread)."""
+        self._results.append((start, time.perf_counter_ns(), future))
+        self._issue()
+
+    # -- main thread -------------------------------------------------------------------
+
+    def _stop_issuing(self) -> int:
+        """Stop sending; return how many requests were sent in all."""
+        with self._lock:
+            self._stopping = True
+            return self._issued
+
+    def _drain(self) -> int:
+        results, stats = self._results, self.stats
+        n = 0
+        while results:
+            stats.add(*results.popleft())
+            n += 1
+        return n
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self._interrupted.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts
+
+    def run(self, on_started: Callable[[], object] | None = None) -> Stats:
+        """Send the load, then wait for what is outstanding; return the stats.
+
+        The first SIGINT (when run in the main thread) stops sending and keeps
+        what was done; a second one raises ``KeyboardInterrupt``.
+
+        Args:
+            on_started: called once SIGINT is handled, before the first request.
+        """
+        restore: Callable[..., Any] | int | None = None
+        if threading.current_thread() is threading.main_thread():
+            restore = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            if on_started is not None:
+                on_started()
+            self._run()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._stop_issuing()
+            self._drain()
+        finally:
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
+            self._clear_progress()
+        return self.stats
+
+    def _run(self) -> None:
+        start = time.perf_counter_ns()
+        deadline = sys.maxsize if self._duration is None else start + int(self._duration * 1e9)
+        for _ in range(self._outstanding):
+            self._issue()
+        drained, issued, stop_ns, next_draw = 0, sys.maxsize, start, 0
+        while True:
+            self._interrupted.wait(max(0.0, min(TICK, (deadline - time.perf_counter_ns()) / 1e9)))
+            drained += self._drain()
+            now = time.perf_counter_ns()
+            if issued == sys.maxsize and (
+                self._interrupted.is_set()
+                or self._stopping
+                or now >= deadline
+                or drained >= self._limit
+            ):
+                self.interrupted = self._interrupted.is_set()
+                issued, stop_ns = self._stop_issuing(), now
+            if drained >= issued:
+                break
+            if now - stop_ns >= GRACE * 1e9 and issued != sys.maxsize:
+                self.unfinished = issued - drained
+                break
+            if now >= next_draw:
+                self._draw(now - start)
+                next_draw = now + int(PROGRESS_INTERVAL * 1e9)
+        end = self.stats.last_ns or stop_ns
+        self.duration = max(end - start, 1) / 1e9
+
+    def _draw(self, elapsed_ns: int) -> None:
+        if self._progress is None:
+            return
+        stats = self.stats
+        rate = stats.requests / max(elapsed_ns / 1e9, 1e-9)
+        errors = sum(stats.errors.values())
+        line = f"{stats.requests:>10} requests {rate:>10.0f} req/s {errors:>8} errors"
+        self._progress.write(f"\r{line}")
+        self._progress.flush()
+
+    def _clear_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.write("\r" + " " * 60 + "\r")
+            self._progress.flush()
+
+
+def summarize(generator: LoadGenerator, info: dict[str, Any]) -> dict[str, Any]:
+    """Return the report as one JSON-ready dict: ``info`` plus the measurements."""
+    stats, duration = generator.stats, generator.duration
+    return {
+        **info,
+        "interrupted": generator.interrupted,
+        "requests": stats.requests,
+        "responses": stats.responses,
+        "unfinished": generator.unfinished,
+        "duration": round(duration, 6),
+        "requests_per_sec": round(stats.requests / duration, 3),
+        "bytes": stats.bytes,
+        "bytes_per_sec": round(stats.bytes / duration, 3),
+        "latency": {k: round(v, 6) for k, v in stats.latency().items()},
+        "status": {str(code): n for code, n in sorted(stats.status.items())},
+        "errors": dict(stats.errors.most_common()),
+    }
+
+
+def _seconds(value: float) -> str:
+    if value >= 1.0:
+        return f"{value:.3f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3f} ms"
+    return f"{value * 1e6:.0f} us"
+
+
+def _size(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Return the report of :func:`summarize` as text for people."""
+    target = report["url"] + ("  (embedded server)" if report["embedded_server"] else "")
+    load = (
+        f"{report['method']} {report['path']}, {report['connections']} connections, "
+        f"pipeline {report['pipeline']}"
+    )
+    done = f"{report['requests']} ({report['responses']} responses"
+    done += f", {sum(report['errors'].values())} errors"
+    done += f", {report['unfinished']} unfinished)" if report["unfinished"] else ")"
+    lat = report["latency"]
+    lines = [
+        f"Target:       {target}",
+        f"Load:         {load}",
+        f"Requests:     {done}" + ("  [interrupted]" if report["interrupted"] else ""),
+        f"Duration:     {report['duration']:.3f} s",
+        f"Requests/s:   {report['requests_per_sec']:.1f}",
+        f"Transfer:     {_size(report['bytes'])} read, {_size(report['bytes_per_sec'])}/s",
+        "Latency:      " + "  ".join(f"{k} {_seconds(lat[k])}" for k, _ in PERCENTILES),
+        f"              mean {_seconds(lat['mean'])}  max {_seconds(lat['max'])}",
+        "Status codes: " + (", ".join(f"{k}: {v}" for k, v in report["status"].items()) or "none"),
+        "Errors:       " + (", ".join(f"{k}: {v}" for k, v in report["errors"].items()) or "none"),
+    ]
+    return "\n".join(lines)
