@@ -178,8 +178,8 @@ def _file_length(body: Any) -> int | None:
         pass
     try:
         if body.seekable():  # io.BytesIO and the like: no fileno, but a size
-            pos = body.tell()
-            end = body.seek(0, os.SEEK_END)
+            pos: int = body.tell()
+            end: int = body.seek(0, os.SEEK_END)
             body.seek(pos)
             return max(0, end - pos)
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):

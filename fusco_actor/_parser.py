@@ -290,7 +290,7 @@ class ResponseParser:
     def _start_body(self, code: int, reason: str, version: str, headers: Headers) -> ResponseHead:
         method = self._expected[0]
         connection = headers.get("connection")
-        if version == "HTTP/1.1":
+        if version != "HTTP/1.0":  # RFC 9110 §2.5: a later 1.x minor behaves as 1.1
             keep_alive = not _has_token(connection, "close")
         else:
             keep_alive = _has_token(connection, "keep-alive")

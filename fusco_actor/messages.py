@@ -10,6 +10,7 @@ which returns the same kind of future as :meth:`fusco_actor.Client.request`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +29,16 @@ def check_timeout(timeout: Any, what: str = "timeout") -> float | None:
     """
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or math.isnan(timeout)
+        or timeout < 0
+    ):
         raise BadArgument(
             f"{what} must be a non-negative number of seconds or None, not {timeout!r}"
         )
-    return float(timeout)
+    return None if math.isinf(timeout) else float(timeout)
 
 
 def check_send_retry(send_retry: Any) -> int | None:
