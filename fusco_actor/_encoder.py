@@ -226,6 +226,10 @@ def _has_token(value: bytes, token: bytes) -> bool:
     return any(part.strip().lower() == token for part in value.split(b","))
 
 
+_SIMPLE_CACHE: dict[tuple[type, str | bytes, type, str | bytes], PreparedRequest] = {}
+_SIMPLE_CACHE_SIZE: Final = 4096
+
+
 def prepare_request(
     method: str | bytes, path: str | bytes, headers: Any, body: Any
 ) -> PreparedRequest:
@@ -233,12 +237,27 @@ def prepare_request(
 
     ``Content-Length`` is added for a body of known size (``0`` for an empty
     POST, PUT or PATCH), ``Transfer-Encoding: chunked`` for a stream of
-    unknown size, unless the caller gave either header.
+    unknown size, unless the caller gave either header. Requests with no
+    headers and no body (the common GET) are prepared once and cached: a
+    ``PreparedRequest`` is immutable.
 
     Raises:
         BadArgument: a bad method, path, header or body; a caller's
             ``Content-Length`` that disagrees with a fixed body.
     """
+    if not headers and (body is None or (type(body) is bytes and not body)):
+        key = (type(method), method, type(path), path)
+        cached = _SIMPLE_CACHE.get(key)
+        if cached is None:
+            cached = _prepare(method, path, (), b"")
+            if len(_SIMPLE_CACHE) >= _SIMPLE_CACHE_SIZE:
+                _SIMPLE_CACHE.clear()
+            _SIMPLE_CACHE[key] = cached
+        return cached
+    return _prepare(method, path, headers, body)
+
+
+def _prepare(method: str | bytes, path: str | bytes, headers: Any, body: Any) -> PreparedRequest:
     m = validate_method(method)
     target = validate_path(path, m)
     pairs = validate_headers(headers)

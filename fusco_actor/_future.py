@@ -31,8 +31,17 @@ __all__ = ["ReplyFuture"]
 T = TypeVar("T")
 
 
+# One lock guards every future's claim/resolve transition: the critical sections
+# are a few attribute writes, and sharing it saves a lock allocation per request.
+_TRANSITION = threading.Lock()
+
+
 class ReplyFuture(pykka.Future[T], Generic[T]):
     """A ``pykka.Future`` resolved by a client actor.
+
+    Waiting uses one pre-acquired lock as the signal (released once on
+    resolution), which is cheaper than pykka's ``threading.Condition``: no
+    per-waiter lock and no Python-level notify.
 
     Args:
         deadline: ``time.monotonic()`` seconds after which an unclaimed
@@ -42,12 +51,13 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
     def __init__(self, deadline: float | None = None) -> None:
         """Create an unresolved future."""
         super().__init__()
-        self._cond = threading.Condition(threading.Lock())
+        self._signal = threading.Lock()
+        self._signal.acquire()
         self._done = False
         self._claimed = False
         self._value: Any = None
         self._exc: BaseException | None = None
-        self._callbacks: list[Callable[[ReplyFuture[T]], None]] = []
+        self._callbacks: list[Callable[[ReplyFuture[T]], None]] | None = None
         self.deadline = deadline
 
     def __repr__(self) -> str:
@@ -58,7 +68,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
 
     def claim(self) -> bool:
         """Take the request over for sending; False if it is already resolved."""
-        with self._cond:
+        with _TRANSITION:
             if self._done:
                 return False
             self._claimed = True
@@ -70,14 +80,15 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         return self._done
 
     def _resolve(self, value: Any, exc: BaseException | None) -> bool:
-        with self._cond:
+        with _TRANSITION:
             if self._done or self._get_hook is not None:
                 return False
             self._value, self._exc, self._done = value, exc, True
-            callbacks, self._callbacks = self._callbacks, []
-            self._cond.notify_all()
-        for callback in callbacks:
-            callback(self)
+            callbacks, self._callbacks = self._callbacks, None
+        self._signal.release()
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
         return True
 
     def try_set(self, value: Any) -> bool:
@@ -111,9 +122,12 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
 
     def add_done_callback(self, callback: Callable[[ReplyFuture[T]], None]) -> None:
         """Call ``callback(self)`` once resolved (at once if it already is), in the resolving thread."""
-        with self._cond:
+        with _TRANSITION:
             if not self._done:
-                self._callbacks.append(callback)
+                if self._callbacks is None:
+                    self._callbacks = [callback]
+                else:
+                    self._callbacks.append(callback)
                 return
         callback(self)
 
@@ -129,45 +143,53 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             pykka.Timeout: ``timeout`` passed first (the request goes on).
             FuscoError: the request failed.
         """
-        if self._get_hook is not None:
-            return super().get(timeout=timeout)
         if not self._done:
+            if self._get_hook is not None:
+                return super().get(timeout=timeout)
             self._wait(timeout)
         if self._exc is not None:
             raise self._exc
         return self._value  # type: ignore[no-any-return]
 
     def _wait(self, timeout: float | None) -> None:
+        signal = self._signal
+        if timeout is None and self.deadline is None:
+            signal.acquire()
+            signal.release()
+            return
         limit = None if timeout is None else time.monotonic() + timeout
-        expired = False
-        with self._cond:
-            while not self._done:
-                now = time.monotonic()
-                wait = None if limit is None else limit - now
-                if not self._claimed and self.deadline is not None:
-                    if now >= self.deadline:
-                        expired = True
-                        break
-                    until_deadline = self.deadline - now
-                    wait = until_deadline if wait is None else min(wait, until_deadline)
-                if wait is not None and wait <= 0:
+        while not self._done:
+            now = time.monotonic()
+            wait = None if limit is None else limit - now
+            if not self._claimed and self.deadline is not None:
+                if now >= self.deadline:
+                    self.expire_if_queued()
+                    continue
+                until_deadline = self.deadline - now
+                wait = until_deadline if wait is None else min(wait, until_deadline)
+            if wait is None:
+                signal.acquire()
+            elif wait <= 0 or not signal.acquire(timeout=wait):
+                if limit is not None and time.monotonic() >= limit and not self._done:
                     raise pykka.Timeout(f"{timeout} seconds")
-                self._cond.wait(wait)
-        if expired:
-            self.try_fail(RequestTimeout("request timed out while queued; it was not sent"))
+                continue
+            signal.release()
 
     def expire_if_queued(self) -> None:
         """Fail the request with ``RequestTimeout`` if its deadline passed while unclaimed."""
-        if (
-            not self._done
-            and not self._claimed
-            and self.deadline is not None
-            and time.monotonic() >= self.deadline
-        ):
-            with self._cond:
-                if self._claimed:
-                    return
-            self.try_fail(RequestTimeout("request timed out while queued; it was not sent"))
+        deadline = self.deadline
+        if self._done or deadline is None or time.monotonic() < deadline:
+            return
+        with _TRANSITION:
+            if self._done or self._claimed:
+                return
+            self._exc, self._done = RequestTimeout(
+                "request timed out while queued; it was not sent"
+            ), True
+            callbacks, self._callbacks = self._callbacks, None
+        self._signal.release()
+        for callback in callbacks or ():
+            callback(self)
 
     async def wait_async(self) -> T:
         """Wait without blocking the event loop's thread; return or raise as :meth:`get`."""

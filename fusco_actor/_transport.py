@@ -93,6 +93,16 @@ def map_errors(
         raise ConnectError(f"{what}: {exc.strerror or exc}") from exc
 
 
+def _mapped(exc: OSError, timeout_error: type[FuscoError], what: str) -> FuscoError:
+    """Return the API error for an ``OSError`` raised by a send or receive."""
+    try:
+        with map_errors(timeout_error, what):
+            raise exc
+    except FuscoError as mapped:
+        return mapped
+    raise AssertionError("map_errors always maps an OSError")  # pragma: no cover
+
+
 class Connection:
     """One connected socket (plain or TLS) with deadline-based I/O.
 
@@ -100,7 +110,7 @@ class Connection:
     client can tell a reused keep-alive connection from a fresh one (API §4).
     """
 
-    __slots__ = ("address", "requests_done", "sock", "tunnelled")
+    __slots__ = ("_timeout", "address", "requests_done", "sock", "tunnelled")
 
     def __init__(self, sock: socket.socket, address: tuple[Any, ...], tunnelled: bool) -> None:
         """Wrap a connected socket; ``address`` is the peer's socket address."""
@@ -108,6 +118,18 @@ class Connection:
         self.address = address
         self.tunnelled = tunnelled
         self.requests_done = 0
+        self._timeout: float | None = sock.gettimeout()
+
+    def _set_timeout(self, deadline: float | None) -> None:
+        # settimeout() costs a syscall even when nothing changes: skip None -> None.
+        if deadline is None:
+            if self._timeout is not None:
+                self.sock.settimeout(None)
+                self._timeout = None
+            return
+        timeout = max(0.0, deadline - time.monotonic())
+        self.sock.settimeout(timeout)
+        self._timeout = timeout
 
     def send_all(self, data: bytes | memoryview, deadline: float | None) -> None:
         """Write all of ``data`` before ``deadline``.
@@ -116,9 +138,11 @@ class Connection:
             RequestTimeout: the deadline passed.
             ConnectionClosed: the peer reset or closed the connection.
         """
-        self.sock.settimeout(remaining(deadline))
-        with map_errors(RequestTimeout, "send"):
+        self._set_timeout(deadline)
+        try:
             self.sock.sendall(data)
+        except OSError as exc:
+            raise _mapped(exc, RequestTimeout, "send") from exc
 
     def recv(self, deadline: float | None, size: int = READ_SIZE) -> bytes:
         """Return up to ``size`` bytes; ``b""`` when the peer closed.
@@ -128,12 +152,13 @@ class Connection:
         Raises:
             RequestTimeout: the deadline passed with nothing received.
         """
-        self.sock.settimeout(remaining(deadline))
+        self._set_timeout(deadline)
         try:
-            with map_errors(RequestTimeout, "receive"):
-                return self.sock.recv(size)
-        except ConnectionClosed:
+            return self.sock.recv(size)
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
             return b""
+        except OSError as exc:
+            raise _mapped(exc, RequestTimeout, "receive") from exc
 
     def is_dropped(self) -> bool:
         """Return whether an idle connection was closed (or sent bytes) by the peer.
