@@ -16,7 +16,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 run: $(STAMP)
-	$(PY) examples/get.py
+	$(VENV)/bin/fusco bench -d 5
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fusco_actor tests examples

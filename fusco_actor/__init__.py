@@ -131,7 +131,7 @@ def request(
         raise BadArgument(
             "request takes (client, path, method, headers, body, [send_retry,] timeout)"
         )
-    return client.request(path, method, headers, body, timeout, send_retry).get()
+    return client.request_blocking(path, method, headers, body, timeout, send_retry)
 
 
 def disconnect(client: Client) -> None:

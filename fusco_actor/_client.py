@@ -39,7 +39,15 @@ from fusco_actor._cookies import CookieJar
 from fusco_actor._exceptions import ClientStopped, ConnectionClosed, FuscoError, RequestTimeout
 from fusco_actor._future import ReplyFuture
 from fusco_actor._headers import Headers
-from fusco_actor._inbox import Call, Command, ConnectCommand, DisconnectCommand, Inbox, StreamCall
+from fusco_actor._inbox import (
+    Call,
+    Command,
+    ConnectCommand,
+    DisconnectCommand,
+    Inbox,
+    StreamCall,
+    WakeCommand,
+)
 from fusco_actor._retry import may_resend
 from fusco_actor._streaming import CLOSE, StreamChannel, StreamingResponse
 from fusco_actor._transport import ConnectInfo, Connection, open_connection, remaining
@@ -69,6 +77,8 @@ class ClientActor(pykka.ThreadingActor):
     """
 
     use_daemon_thread = True
+    #: Let a blocked caller run its own request while the actor is idle (see ``run_inline``).
+    CALLER_RUNS = True
 
     @staticmethod
     def _create_actor_inbox() -> Inbox:  # type: ignore[override]
@@ -95,6 +105,11 @@ class ClientActor(pykka.ThreadingActor):
         self._terminated = False
         self.crash_next = False
         self.finished = threading.Event()
+        # The turn: held by whichever thread serves (the actor's, or a blocked caller's).
+        self._turn = threading.Lock()
+        self._crash_in_caller: BaseException | None = None
+        self._current: Any = None  # the message being served
+        self._caller_runs = self.CALLER_RUNS and options.pipeline == 1
 
     @property
     def connection(self) -> Connection | None:
@@ -104,16 +119,59 @@ class ClientActor(pykka.ThreadingActor):
     # -- pykka hooks ----------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
-        """Serve one command (actor thread)."""
-        if isinstance(message, Call):
-            self._serve(message)
-        elif isinstance(message, ConnectCommand):
-            self._serve_connect(message)
-        elif isinstance(message, DisconnectCommand):
-            self._serve_disconnect(message)
-        else:
-            return super().on_receive(message)
+        """Serve one command, after any call parked before it (actor thread)."""
+        with self._turn:
+            self._current = message  # held by us from here: a crash must hand it over
+            crash, self._crash_in_caller = self._crash_in_caller, None
+            if crash is not None:
+                raise crash
+            if isinstance(message, Call):
+                self._serve(message)
+            elif isinstance(message, ConnectCommand):
+                self._serve_connect(message)
+            elif isinstance(message, DisconnectCommand):
+                self._serve_disconnect(message)
+            elif not isinstance(message, WakeCommand):
+                self._current = None
+                return super().on_receive(message)
+            self._current = None
         return None
+
+    # -- caller runs: the cheap hand-off --------------------------------------------
+    #
+    # Two thread wake-ups per request (caller -> actor -> caller) cost as much as
+    # the HTTP round trip itself on loopback. So the *blocking* API
+    # (``fusco_actor.request``), whose caller would only sit waiting, runs the
+    # actor's own serving code in the caller's thread when the client is idle:
+    # it takes the actor's turn lock, so it is still one request at a time on the
+    # actor's connection, and every queue and state it touches is the actor's.
+    # A crash met there is handed to the actor thread, which raises it, so
+    # supervision sees it as usual; the request is in the actor's queues, so it
+    # is handed over like any other.
+
+    def run_inline(self, call: Call) -> bool:
+        """Serve ``call`` in the caller's thread if the client is idle; False if not (caller's thread)."""
+        if not self._caller_runs or not self._turn.acquire(blocking=False):
+            return False
+        try:
+            inbox: Inbox = self.actor_inbox  # type: ignore[assignment]
+            if self._terminated or inbox.closed or not inbox.empty():
+                return False
+            try:
+                self._serve(call)
+            except Exception as exc:  # a crash, met in the caller's thread
+                self._crash_in_caller = exc
+                inbox.put_command(WakeCommand(ReplyFuture()))
+            except BaseException:  # e.g. KeyboardInterrupt: the exchange is cut short
+                self._close()
+                for queue_ in (self._to_send, self._in_flight):
+                    if call in queue_:
+                        queue_.remove(call)
+                call.future.try_fail(ConnectionClosed("the request was interrupted"))
+                raise
+            return True
+        finally:
+            self._turn.release()
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         """A crash: hand what the actor held to the owner (actor thread)."""
@@ -127,16 +185,22 @@ class ClientActor(pykka.ThreadingActor):
         if self._terminated:
             return
         self._terminated = True
+        self._turn.acquire()  # a caller may be running its request inline: let it finish
         try:
             self._close()
             if self._stream is not None:
                 self._stream.fail(ClientStopped("the client stopped while streaming the body"))
-            held: list[Command] = [*self._in_flight, *self._to_send]
+            held: list[Command] = []
+            for command in (*self._in_flight, *self._to_send, self._current):
+                # The message in hand may also sit in a queue: hand each over once.
+                if isinstance(command, Command) and not any(command is h for h in held):
+                    held.append(command)
             self._in_flight.clear()
             self._to_send.clear()
             held += self.actor_inbox.close()  # type: ignore[attr-defined]
             self._owner.on_exit(self.actor_ref, held, crashed, reason)
         finally:
+            self._turn.release()
             self.finished.set()
 
     def _check_crash(self) -> None:

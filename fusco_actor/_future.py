@@ -146,7 +146,8 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         if not self._done:
             if self._get_hook is not None:
                 return super().get(timeout=timeout)
-            self._wait(timeout)
+            if not self._done:
+                self._wait(timeout)
         if self._exc is not None:
             raise self._exc
         return self._value  # type: ignore[no-any-return]

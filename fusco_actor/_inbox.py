@@ -25,7 +25,7 @@ from fusco_actor._encoder import PreparedRequest
 from fusco_actor._future import ReplyFuture
 from fusco_actor.messages import Request
 
-__all__ = ["Call", "Command", "ConnectCommand", "DisconnectCommand", "Inbox", "StreamCall"]
+__all__ = ["Call", "Command", "ConnectCommand", "DisconnectCommand", "Inbox", "StreamCall", "WakeCommand"]
 
 
 class Command:
@@ -95,6 +95,12 @@ class ConnectCommand(Command):
 
 class DisconnectCommand(Command):
     """Serve what is queued before this, then close and stop (fusco's ``stop``)."""
+
+    __slots__ = ()
+
+
+class WakeCommand(Command):
+    """Wake the actor: serve a parked call, or raise a crash met in a caller's thread."""
 
     __slots__ = ()
 

@@ -163,7 +163,7 @@ class Pool:
             if id(client) not in self._clients:
                 # Dropped: stopped for good, or being given up right now (the
                 # supervisor drops a child before it marks it stopped).
-                if client.is_stopped or client._supervisor is self.supervisor:  # noqa: SLF001
+                if client.is_stopped or client._supervisor is self.supervisor:
                     return
                 raise BadArgument("the client does not belong to this pool")
             if client.is_stopped:

@@ -234,10 +234,14 @@ def _cmd_get(args: argparse.Namespace) -> int:
     body = _read_body(args)
     method = args.method or ("POST" if args.data is not None or args.data_file else "GET")
     client = fusco_actor.start(destination, **_client_options(args))
+    wait = STOP_TIMEOUT
     try:
         response = client.request(path, method, args.headers, body, args.timeout).get()
+    except KeyboardInterrupt:
+        wait = 0.0  # the actor runs in a daemon thread: do not wait for the request
+        raise
     finally:
-        _stop_within(client.disconnect, STOP_TIMEOUT)
+        _stop_within(client.disconnect, wait)
     out = sys.stdout.buffer
     if args.include:
         head = [f"{response.version} {response.status} {response.reason}".rstrip()]
@@ -249,6 +253,20 @@ def _cmd_get(args: argparse.Namespace) -> int:
 
 
 # -- fusco bench -------------------------------------------------------------------------
+
+
+def _lanes(pool: fusco_actor.Pool, connections: int, pipeline: int, timeout: float) -> list[Any]:
+    """Return the senders that keep ``connections x pipeline`` requests in flight.
+
+    Without pipelining every lane is ``Pool.request``: the pool hands each
+    request to a free client. The pool lends a client to one request at a
+    time, so to pipeline, each client is checked out once and gets
+    ``pipeline`` lanes of its own ``Client.request``.
+    """
+    if pipeline == 1:
+        return [pool.request] * connections
+    clients = [pool.get_client(timeout) for _ in range(connections)]
+    return [client.request for client in clients for _ in range(pipeline)]
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -281,15 +299,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         pool = fusco_actor.Pool.start(
             destination, max_clients=args.connections, pipeline=args.pipeline, **options
         )
-        generator = LoadGenerator(
-            pool,
-            request,
-            outstanding=args.connections * args.pipeline,
-            count=args.requests,
-            duration=duration,
-            progress=sys.stderr if sys.stderr.isatty() else None,
-        )
         try:
+            generator = LoadGenerator(
+                _lanes(pool, args.connections, args.pipeline, args.timeout),
+                request,
+                count=args.requests,
+                duration=duration,
+                progress=sys.stderr if sys.stderr.isatty() else None,
+            )
             generator.run(on_started=lambda: print(announcement, file=sys.stderr, flush=True))
         finally:
             _stop_within(pool.stop, STOP_TIMEOUT)
@@ -342,5 +359,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-        return 1
+    except OSError as exc:  # e.g. the embedded server could not bind
+        print(_error_line(exc), file=sys.stderr)
     return 1
