@@ -85,7 +85,8 @@ def start(destination: Any, **options: Any) -> Client:
         BadOption: an option's name, type or value is wrong (before any actor starts).
 
     Example:
-        >>> client = fusco_actor.start("http://127.0.0.1:8080", connect_timeout=2.0)  # doctest: +SKIP
+        >>> url = "http://127.0.0.1:8080"
+        >>> client = fusco_actor.start(url, connect_timeout=2.0)  # doctest: +SKIP
     """
     return Client(parse_destination(destination), parse_options(options))
 

@@ -81,7 +81,7 @@ class ClientActor(pykka.ThreadingActor):
     CALLER_RUNS = True
 
     @staticmethod
-    def _create_actor_inbox() -> Inbox:  # type: ignore[override]
+    def _create_actor_inbox() -> Inbox:
         return Inbox()
 
     @staticmethod
@@ -150,7 +150,10 @@ class ClientActor(pykka.ThreadingActor):
     # is handed over like any other.
 
     def run_inline(self, call: Call) -> bool:
-        """Serve ``call`` in the caller's thread if the client is idle; False if not (caller's thread)."""
+        """Serve ``call`` in the caller's thread if the client is idle, else return False.
+
+        Runs in the caller's thread, holding the actor's turn lock.
+        """
         if not self._caller_runs or not self._turn.acquire(blocking=False):
             return False
         try:
@@ -174,11 +177,11 @@ class ClientActor(pykka.ThreadingActor):
             self._turn.release()
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        """A crash: hand what the actor held to the owner (actor thread)."""
+        """Hand what the crashed actor held to the owner (actor thread)."""
         self._terminate(crashed=True, reason=exception_value)
 
     def on_stop(self) -> None:
-        """A stop: a crash too unless ``disconnect`` asked for it (actor thread)."""
+        """Hand over what the actor held; a crash unless ``disconnect`` asked (actor thread)."""
         self._terminate(crashed=not self._disconnecting, reason=None)
 
     def _terminate(self, crashed: bool, reason: BaseException | None) -> None:

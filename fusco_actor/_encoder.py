@@ -15,7 +15,7 @@ import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Union
+from typing import Any, Final
 
 from fusco_actor._exceptions import BadArgument
 
@@ -39,7 +39,7 @@ _NON_ASCII = re.compile(rb"[\x80-\xff]")
 # RFC 9110 §5.5: CR, LF and NUL are never allowed in a field value (no injection).
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 
-BytesLike = Union[bytes, bytearray, memoryview]
+BytesLike = bytes | bytearray | memoryview
 BodyStream = Iterator[bytes]
 
 

@@ -121,7 +121,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             raise queue.Full
 
     def add_done_callback(self, callback: Callable[[ReplyFuture[T]], None]) -> None:
-        """Call ``callback(self)`` once resolved (at once if it already is), in the resolving thread."""
+        """Call ``callback(self)`` once resolved, in the resolving thread (at once if resolved)."""
         with _TRANSITION:
             if not self._done:
                 if self._callbacks is None:

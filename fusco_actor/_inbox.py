@@ -22,10 +22,19 @@ from collections.abc import Callable
 from typing import Any
 
 from fusco_actor._encoder import PreparedRequest
+from fusco_actor._exceptions import ClientStopped
 from fusco_actor._future import ReplyFuture
 from fusco_actor.messages import Request
 
-__all__ = ["Call", "Command", "ConnectCommand", "DisconnectCommand", "Inbox", "StreamCall", "WakeCommand"]
+__all__ = [
+    "Call",
+    "Command",
+    "ConnectCommand",
+    "DisconnectCommand",
+    "Inbox",
+    "StreamCall",
+    "WakeCommand",
+]
 
 
 class Command:
@@ -186,6 +195,4 @@ class Inbox:
 
 
 def _reject_unowned(command: Command) -> None:
-    from fusco_actor._exceptions import ClientStopped
-
     command.future.try_fail(ClientStopped("the client has stopped"))

@@ -108,7 +108,7 @@ def _check_host(host: Any, error: type[Exception], what: str) -> str:
             ipaddress.IPv6Address(host)
         except ValueError as exc:
             raise error(f"{what}: {host!r} is not a valid IPv6 address") from exc
-    return host.lower()
+    return str(host).lower()
 
 
 def parse_destination(destination: Any) -> Destination:

@@ -125,6 +125,23 @@ def parse_fields(lines: list[bytes]) -> Headers:
     return Headers(pairs)
 
 
+_FRAMING: Final = {"connection": 0, "transfer-encoding": 1, "content-length": 2}
+
+
+def _framing_fields(headers: Headers) -> tuple[str | None, str | None, str | None]:
+    """Return the Connection, Transfer-Encoding and Content-Length values in one pass.
+
+    Repeats are joined with ", " (RFC 9110 §5.3), as ``Headers.__getitem__`` does.
+    """
+    found: list[str | None] = [None, None, None]
+    for name, value in headers:
+        slot = _FRAMING.get(name)
+        if slot is not None:
+            old = found[slot]
+            found[slot] = value if old is None else f"{old}, {value}"
+    return found[0], found[1], found[2]
+
+
 def _split_lines(block: bytes) -> list[bytes]:
     """Split a head block on LF, dropping one trailing CR per line."""
     lines = block.split(b"\n")
@@ -139,7 +156,7 @@ def _has_token(value: str | None, token: str) -> bool:
 
 
 class ResponseParser:
-    """Incremental HTTP/1.1 response parser for one connection.
+    r"""Incremental HTTP/1.1 response parser for one connection.
 
     Args:
         max_head_size: bytes a head (status line and headers, and likewise
@@ -149,7 +166,7 @@ class ResponseParser:
     Example:
         >>> p = ResponseParser()
         >>> p.expect(b"GET")
-        >>> p.feed(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nhi")
+        >>> p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
         >>> [type(e).__name__ for e in iter(p.next_event, NEED_DATA)]
         ['ResponseHead', 'BodyChunk', 'EndOfResponse']
     """
@@ -289,15 +306,13 @@ class ResponseParser:
 
     def _start_body(self, code: int, reason: str, version: str, headers: Headers) -> ResponseHead:
         method = self._expected[0]
-        connection = headers.get("connection")
+        connection, te, cl = _framing_fields(headers)
         if version != "HTTP/1.0":  # RFC 9110 §2.5: a later 1.x minor behaves as 1.1
             keep_alive = not _has_token(connection, "close")
         else:
             keep_alive = _has_token(connection, "keep-alive")
         if code == 101:
             keep_alive = False
-        te = headers.get("transfer-encoding")
-        cl = headers.get("content-length")
         # RFC 9112 §6.3 rules 1-2: no body for HEAD, 1xx, 204, 304, CONNECT 2xx.
         if (
             method == b"HEAD"

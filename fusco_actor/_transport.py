@@ -131,7 +131,7 @@ class Connection:
         self.sock.settimeout(timeout)
         self._timeout = timeout
 
-    def send_all(self, data: bytes | memoryview, deadline: float | None) -> None:
+    def send_all(self, data: bytes | bytearray | memoryview, deadline: float | None) -> None:
         """Write all of ``data`` before ``deadline``.
 
         Raises:
