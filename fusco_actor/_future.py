@@ -184,9 +184,10 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         with _TRANSITION:
             if self._done or self._claimed:
                 return
-            self._exc, self._done = RequestTimeout(
-                "request timed out while queued; it was not sent"
-            ), True
+            self._exc, self._done = (
+                RequestTimeout("request timed out while queued; it was not sent"),
+                True,
+            )
             callbacks, self._callbacks = self._callbacks, None
         self._signal.release()
         for callback in callbacks or ():

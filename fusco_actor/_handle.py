@@ -145,7 +145,7 @@ class Client:
             fail_stopped(command, message)
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Stop for good now: queued requests fail with ``ClientStopped``; the one in flight ends."""
+        """Stop for good now: queued requests fail with ``ClientStopped``; one in flight ends."""
         with self._lock:
             self._state = STOPPED
             actor = self._actor
@@ -208,7 +208,8 @@ class Client:
         actor = self._actor
         if actor is None or not actor.run_inline(call):
             self._submit(call)
-        return call.future.get()
+        response: Response = call.future.get()
+        return response
 
     async def arequest(
         self,

@@ -192,10 +192,10 @@ class Pool:
 
     def _dispatch(self, call: Call, client: Client) -> None:
         call.future.add_done_callback(lambda _: self.free_client(client))
-        client._submit(call)  # noqa: SLF001 - the pool routes calls it built itself
+        client._submit(call)
 
     def _client_gone(self, client: Client) -> None:
-        """A client stopped for good: drop it and start another for a waiter (supervisor thread)."""
+        """Drop a client stopped for good; start another for a waiter (supervisor thread)."""
         with self._lock:
             if self._clients.pop(id(client), None) is None:
                 return

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +59,7 @@ class RestartIntensity:
 
     def record(self, now: float) -> tuple[RestartIntensity, bool]:
         """Return the intensity after a crash at ``now`` (seconds) and whether to restart."""
-        recent = tuple(t for t in self.crashes if now - t < self.max_seconds) + (now,)
+        recent = (*(t for t in self.crashes if now - t < self.max_seconds), now)
         value = RestartIntensity(self.max_restarts, self.max_seconds, recent)
         return value, len(recent) <= self.max_restarts
 
@@ -116,7 +115,7 @@ class ChildStopped(Command):
 
 
 def _report_lost(command: Command) -> None:
-    """A report reached a stopped supervisor: the child cannot be restarted."""
+    """Give the child up: its report reached a stopped supervisor."""
     if isinstance(command, ChildCrashed):
         command.client.give_up(command.held, "the client's supervisor has stopped")
 
@@ -132,7 +131,7 @@ class SupervisorActor(pykka.ThreadingActor):
     use_daemon_thread = True
 
     @staticmethod
-    def _create_actor_inbox() -> Inbox:  # type: ignore[override]
+    def _create_actor_inbox() -> Inbox:
         inbox = Inbox()
         inbox.on_rejected = _report_lost
         return inbox
@@ -157,7 +156,7 @@ class SupervisorActor(pykka.ThreadingActor):
             _report_lost(command)
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        """A supervisor bug: behave as on stop."""
+        """Behave as on stop after a supervisor bug."""
         self.on_stop()
 
     def __init__(
@@ -252,7 +251,7 @@ class Supervisor:
         *,
         on_child_gone: Callable[[Client], None] | None = None,
     ) -> Supervisor:
-        """Start a supervisor: more than ``max_restarts`` crashes within ``max_seconds`` stop a child.
+        """Start a supervisor; more than ``max_restarts`` crashes in ``max_seconds`` stop a child.
 
         ``on_child_gone(client)`` is called in the supervisor's thread for each
         child that stops for good (the pool uses it to keep its count true).
