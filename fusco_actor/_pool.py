@@ -74,7 +74,8 @@ class Pool:
         self._destination = destination
         self._parsed_destination = parse_destination(destination)
         self._options = options
-        parse_options(options)
+        self._pipeline = parse_options(options).pipeline
+        self._load: dict[int, int] = {}  # pool requests outstanding per client
         self.max_clients = max_clients
         self._lock = threading.RLock()
         self._clients: dict[int, Client] = {}
@@ -123,6 +124,11 @@ class Pool:
                 client = self.supervisor.start_client(self._destination, **self._options)
                 self._clients[id(client)] = client
                 return client
+            if waiter.call is not None and self._pipeline > 1:
+                # With pipelining a busy client takes more requests, up to `pipeline`.
+                shared = [(n, k) for k, n in self._load.items() if n < self._pipeline]
+                if shared:
+                    return self._clients[min(shared)[1]]
         self._waiters.append(waiter)
         return None
 
@@ -191,14 +197,33 @@ class Pool:
         self._dispatch(waiter.call, client)
 
     def _dispatch(self, call: Call, client: Client) -> None:
-        call.future.add_done_callback(lambda _: self.free_client(client))
+        key = id(client)
+        self._load[key] = self._load.get(key, 0) + 1
+        call.future.add_done_callback(lambda _: self._release(client))
         client._submit(call)
+
+    def _release(self, client: Client) -> None:
+        """Count a pool request of ``client`` as done; free the client at zero (any thread)."""
+        with self._lock:
+            key = id(client)
+            load = self._load.get(key, 1) - 1
+            if load > 0:
+                self._load[key] = load
+                while self._waiters and self._waiters[0].call is not None:
+                    waiter = self._waiters.popleft()  # a pipelined slot freed
+                    if not waiter.abandoned:
+                        self._assign(waiter, client)
+                        break
+                return
+            self._load.pop(key, None)
+        self.free_client(client)
 
     def _client_gone(self, client: Client) -> None:
         """Drop a client stopped for good; start another for a waiter (supervisor thread)."""
         with self._lock:
             if self._clients.pop(id(client), None) is None:
                 return
+            self._load.pop(id(client), None)
             with contextlib.suppress(ValueError):
                 self._free.remove(client)
             self._replace_for_waiters()

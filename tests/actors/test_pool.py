@@ -431,9 +431,7 @@ def test_pool_request_never_hands_one_client_to_two_callers_at_once(
 
     monkeypatch.setattr(Client, "_submit", checked_submit)
     try:
-        # pipeline=4: a client handed two callers would write the second request ahead,
-        # and the server would see two requests in progress on one connection.
-        pool = pools(server.url, max_clients=4, pipeline=4)
+        pool = pools(server.url, max_clients=4)
         futures: list[Any] = []
         lock = threading.Lock()
 
@@ -490,3 +488,19 @@ def test_a_stopped_pool_leaves_no_thread_or_socket_behind(embedded_server: Embed
     assert wait_for(lambda: open_fds() <= fds_before), (
         f"file descriptors: {open_fds()} after, {fds_before} before"
     )
+
+
+def test_pool_request_with_pipelining_shares_a_client_up_to_the_pipeline_depth(
+    pools: Callable[..., Pool],
+) -> None:
+    server = CountingServer()
+    try:
+        pool = pools(server.url, max_clients=2, pipeline=4)
+        futures = [pool.request("/", timeout=LONG_TIMEOUT) for _ in range(400)]
+        results = [outcome(f) for f in futures]
+    finally:
+        server.close()
+    assert [r.status for r in results] == [200] * 400
+    assert server.served == 400
+    assert server.connections <= 2
+    assert 1 < server.max_per_connection <= 4  # several callers on one client, never more
