@@ -25,6 +25,9 @@ import ipaddress
 import json
 import math
 import re
+import select
+import signal
+import subprocess
 import sys
 import threading
 from http import HTTPStatus
@@ -503,6 +506,63 @@ class EmbeddedServer:
                     break
                 await asyncio.sleep(0)
             await server.wait_closed()
+
+
+class ServerProcess:
+    """The embedded server in a child process, so that it has a GIL (and a CPU) of its own.
+
+    ``fusco bench`` uses it: in the benchmarking process the server would compete
+    with the client threads for the interpreter lock and measure itself.
+    """
+
+    def __init__(self, start_timeout: float = 10.0) -> None:
+        """Prepare; :meth:`start` runs ``python -m fusco_actor._server --port 0``."""
+        self._start_timeout = start_timeout
+        self._proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> ServerProcess:
+        """Start the child and return once it listens.
+
+        Raises:
+            RuntimeError: the child did not report its address in time.
+        """
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "fusco_actor._server", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,  # a terminal's Ctrl-C goes to the benchmark alone
+        )
+        assert self._proc.stdout is not None
+        ready, _, _ = select.select([self._proc.stdout], [], [], self._start_timeout)
+        line = self._proc.stdout.readline() if ready else ""
+        if not line.startswith("serving on "):
+            self.stop()
+            raise RuntimeError("the embedded server process did not start")
+        self.url = line.split()[2]
+        return self
+
+    def stop(self) -> None:
+        """Stop the child (SIGINT, then SIGKILL after 5 s); never raises."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> ServerProcess:
+        """Start the child."""
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop the child."""
+        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

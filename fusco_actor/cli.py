@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import fusco_actor
 from fusco_actor._bench import LoadGenerator, format_report, summarize
-from fusco_actor._server import EmbeddedServer
+from fusco_actor._server import ServerProcess
 from fusco_actor.messages import Request
 
 if TYPE_CHECKING:
@@ -273,7 +273,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     server = None
     try:
         if args.url is None:
-            server = EmbeddedServer().start()
+            server = ServerProcess().start()  # its own process: its own GIL and CPU
             url = server.url + ("/echo" if args.body_size is not None else "/")
         else:
             url = args.url
