@@ -68,6 +68,29 @@ class InjectedCrash(RuntimeError):
     """The exception ``testing.inject_crash`` makes a client actor raise."""
 
 
+class _CountingInbox(Inbox):
+    """An :class:`Inbox` that counts the commands put into it.
+
+    ``run_inline`` compares the count with the commands the actor has received:
+    an empty inbox alone does not show the actor idle, as the actor may have
+    taken a command out of it and not yet begun to serve it.
+    """
+
+    __slots__ = ("_count_lock", "submitted")
+
+    def __init__(self) -> None:
+        """Create an open, empty inbox with a count of zero."""
+        super().__init__()
+        self._count_lock = threading.Lock()
+        self.submitted = 0  # commands put so far (any thread)
+
+    def put_command(self, command: Command) -> None:
+        """Count the command, then queue it (or hand it to ``on_rejected``)."""
+        with self._count_lock:
+            self.submitted += 1
+        super().put_command(command)
+
+
 class ClientActor(pykka.ThreadingActor):
     """The actor that owns one connection to one host and serves requests in order.
 
@@ -82,7 +105,7 @@ class ClientActor(pykka.ThreadingActor):
 
     @staticmethod
     def _create_actor_inbox() -> Inbox:
-        return Inbox()
+        return _CountingInbox()
 
     @staticmethod
     def _create_future() -> ReplyFuture[Any]:
@@ -109,6 +132,7 @@ class ClientActor(pykka.ThreadingActor):
         self._turn = threading.Lock()
         self._crash_in_caller: BaseException | None = None
         self._current: Any = None  # the message being served
+        self._received = 0  # commands on_receive has begun to serve (under the turn)
         self._caller_runs = self.CALLER_RUNS and options.pipeline == 1
 
     @property
@@ -121,6 +145,8 @@ class ClientActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         """Serve one command, after any call parked before it (actor thread)."""
         with self._turn:
+            if isinstance(message, Command):
+                self._received += 1
             self._current = message  # held by us from here: a crash must hand it over
             crash, self._crash_in_caller = self._crash_in_caller, None
             if crash is not None:
@@ -157,9 +183,11 @@ class ClientActor(pykka.ThreadingActor):
         if not self._caller_runs or not self._turn.acquire(blocking=False):
             return False
         try:
-            inbox: Inbox = self.actor_inbox  # type: ignore[assignment]
+            inbox: _CountingInbox = self.actor_inbox  # type: ignore[assignment]
             if self._terminated or inbox.closed or not inbox.empty():
                 return False
+            if inbox.submitted != self._received:
+                return False  # a command taken from the inbox is not served yet: queue behind it
             try:
                 self._serve(call)
             except Exception as exc:  # a crash, met in the caller's thread
@@ -439,6 +467,7 @@ class ClientActor(pykka.ThreadingActor):
                     keep = False
                     break
                 item = next(body)
+                self._check_crash()  # "right after it receives": each piece of the body
                 if isinstance(item, Headers):
                     channel.done.set()
                     channel.replies.put(("end", item))
@@ -447,6 +476,11 @@ class ClientActor(pykka.ThreadingActor):
         except FuscoError as exc:
             keep = False
             channel.fail(exc)
+        except BaseException:
+            # A crash: fail the consumer here, as the finally below hides the channel
+            # from _terminate; otherwise it would wait for a reply forever.
+            channel.fail(ClientStopped("the client crashed while streaming the body"))
+            raise
         finally:
             self._stream = None
             channel.done.set()
