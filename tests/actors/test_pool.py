@@ -23,7 +23,6 @@ from fusco_actor import (
     BadArgument,
     BadOption,
     ClientStopped,
-    FuscoError,
     Pool,
     PoolTimeout,
     RequestTimeout,
@@ -33,6 +32,7 @@ from fusco_actor._handle import Client
 from fusco_actor._server import EmbeddedServer
 from fusco_actor.testing import inject_crash
 from tests.conftest import LONG_TIMEOUT, SHORT_TIMEOUT
+from tests.helpers import join_all, outcome, start_thread, wait_for
 
 
 @pytest.fixture
@@ -48,38 +48,6 @@ def pools() -> Iterator[Callable[..., Pool]]:
     yield start
     for pool in started:
         pool.stop(LONG_TIMEOUT)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = LONG_TIMEOUT) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass (no event exists for it)."""
-    limit = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= limit:
-            return False
-        time.sleep(0.005)
-    return True
-
-
-def outcome(future: Any, timeout: float = LONG_TIMEOUT) -> Any:
-    """Return the future's response or its FuscoError; a hang fails the test."""
-    try:
-        return future.get(timeout=timeout)
-    except pykka.Timeout:
-        pytest.fail(f"a future was left unresolved for {timeout} s")
-    except FuscoError as exc:
-        return exc
-
-
-def start_thread(target: Callable[..., Any], *args: Any) -> threading.Thread:
-    thread = threading.Thread(target=target, args=args, daemon=True)
-    thread.start()
-    return thread
-
-
-def join_all(threads: list[threading.Thread]) -> None:
-    for thread in threads:
-        thread.join(LONG_TIMEOUT)
-        assert not thread.is_alive(), "a thread hung"
 
 
 # -- options -------------------------------------------------------------------------------

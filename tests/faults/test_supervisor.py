@@ -22,6 +22,7 @@ from fusco_actor._client import ClientActor
 from fusco_actor._server import EmbeddedServer
 from fusco_actor.testing import inject_crash
 from tests.conftest import LONG_TIMEOUT, SHORT_TIMEOUT
+from tests.helpers import outcome
 from tests.socketserver import ServerConnection, SocketServerThread, read_request
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -40,26 +41,6 @@ def supervisor() -> Iterator[Callable[..., Supervisor]]:
     yield start
     for sup in started:
         sup.stop(LONG_TIMEOUT)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = LONG_TIMEOUT) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass (no event exists for it)."""
-    limit = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= limit:
-            return False
-        time.sleep(0.005)
-    return True
-
-
-def outcome(future: Any, timeout: float = LONG_TIMEOUT) -> Any:
-    """Return the future's response or its FuscoError; a hang fails the test."""
-    try:
-        return future.get(timeout=timeout)
-    except pykka.Timeout:
-        pytest.fail(f"a future was left unresolved for {timeout} s")
-    except fusco_actor.FuscoError as exc:
-        return exc
 
 
 # -- restart with queued requests ----------------------------------------------------------

@@ -19,12 +19,10 @@ import time
 from collections import deque
 from typing import Any
 
-import pykka
-import pytest
-
 import fusco_actor
 from fusco_actor import ConnectionClosed, RequestTimeout
 from fusco_actor._server import EmbeddedServer
+from tests.helpers import outcome
 from tests.socketserver import (
     LONG_TIMEOUT,
     SHORT_TIMEOUT,
@@ -56,16 +54,6 @@ def drain(conn: ServerConnection, pending: deque[bytes]) -> None:
     """Read every whole request that arrives until the pipe stays quiet for ``QUIET`` s."""
     while conn.readable(QUIET):
         pending.append(read_request(conn, SHORT_TIMEOUT))
-
-
-def outcome(future: Any, timeout: float = LONG_TIMEOUT) -> Any:
-    """Return the future's response or its error; a hang fails the test."""
-    try:
-        return future.get(timeout=timeout)
-    except pykka.Timeout:
-        pytest.fail(f"a future was left unresolved for {timeout} s")
-    except fusco_actor.FuscoError as exc:
-        return exc
 
 
 class Gate:

@@ -1,0 +1,48 @@
+"""Helpers shared by the actor, fault and integration tests: bounded waits, outcomes, threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+import pytest
+
+from fusco_actor import FuscoError
+from tests.conftest import LONG_TIMEOUT
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = LONG_TIMEOUT) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass (no event exists for it)."""
+    limit = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= limit:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def outcome(future: Any, timeout: float = LONG_TIMEOUT) -> Any:
+    """Return the future's response or its FuscoError; a hang fails the test."""
+    try:
+        return future.get(timeout=timeout)
+    except pykka.Timeout:
+        pytest.fail(f"a future was left unresolved for {timeout} s")
+    except FuscoError as exc:
+        return exc
+
+
+def start_thread(target: Callable[..., Any], *args: Any) -> threading.Thread:
+    """Start ``target(*args)`` on a daemon thread."""
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def join_all(threads: list[threading.Thread]) -> None:
+    """Join every thread within LONG_TIMEOUT each, or fail: a hung thread is a bug."""
+    for thread in threads:
+        thread.join(LONG_TIMEOUT)
+        assert not thread.is_alive(), "a thread hung"
