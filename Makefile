@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run lint clean
+.PHONY: test run lint clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ test: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/fusco bench -d 5
 
+bench: $(STAMP)
+	$(PY) -m pip install -q -r bench/requirements.txt
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check fusco_actor tests examples
-	$(VENV)/bin/ruff format --check fusco_actor tests examples
+	$(VENV)/bin/ruff check fusco_actor tests examples bench
+	$(VENV)/bin/ruff format --check fusco_actor tests examples bench
 	$(VENV)/bin/mypy fusco_actor
 
 clean:
