@@ -142,6 +142,36 @@ def _framing_fields(headers: Headers) -> tuple[str | None, str | None, str | Non
     return found[0], found[1], found[2]
 
 
+def _parse_head_block(block: bytes) -> tuple[bytes, Headers]:
+    """Split a head block (ending in a blank line) into its first line and its fields.
+
+    The fast path takes the usual shape — CRLF line ends only, no obs-fold, no
+    NUL — with one ``split`` and one ``find`` per line; anything else goes
+    through the general, per-line checks of :func:`parse_fields`.
+    """
+    crlf = block.count(b"\r\n")
+    if (
+        crlf == block.count(b"\n")
+        and crlf == block.count(b"\r")
+        and b"\n " not in block
+        and b"\n\t" not in block
+        and b"\x00" not in block
+    ):
+        lines = block[:-4].split(b"\r\n")
+        pairs: list[tuple[str, str]] = []
+        cache = _NAME_CACHE
+        for line in lines[1:]:
+            colon = line.find(b":")
+            if colon <= 0:
+                raise ProtocolError(f"malformed header line {line[:64]!r}")
+            raw = line[:colon]
+            name = cache.get(raw) or _lower_name(raw)
+            pairs.append((name, line[colon + 1 :].strip(b" \t").decode("latin-1")))
+        return lines[0], Headers(pairs)
+    lines = _split_lines(block)
+    return lines[0], parse_fields([line for line in lines[1:] if line])
+
+
 def _split_lines(block: bytes) -> list[bytes]:
     """Split a head block on LF, dropping one trailing CR per line."""
     lines = block.split(b"\n")
@@ -215,6 +245,37 @@ class ResponseParser:
         """Return whether some byte of the current response has been consumed or buffered."""
         return self._state != _HEAD or self._informational > 0 or self.buffered > 0
 
+    # -- a Content-Length body read past the parser ----------------------------
+    #
+    # A large body need not pass through the parser's buffer: the connection
+    # owner may read it straight into a buffer of its own (one copy, not four),
+    # then tell the parser how many body bytes it took.
+
+    @property
+    def body_remaining(self) -> int | None:
+        """Return the bytes left of a Content-Length body being read, else None."""
+        return self._remaining if self._state == _LENGTH and self._error is None else None
+
+    def read_body_into(self, view: memoryview) -> int:
+        """Move buffered body bytes into ``view``; return how many (at most ``body_remaining``)."""
+        n = min(len(view), len(self._buf) - self._pos, self._remaining)
+        if n:
+            view[:n] = self._buf[self._pos : self._pos + n]
+            self._remaining -= n
+            self.bytes_consumed += n
+            self._pos += n
+            if self._pos == len(self._buf):
+                self._buf.clear()
+                self._pos = self._scan_from = 0
+        return n
+
+    def body_received(self, n: int) -> None:
+        """Count ``n`` body bytes that the owner read from the socket itself."""
+        if n > self._remaining:
+            raise ValueError("more body bytes than the response has")
+        self._remaining -= n
+        self.bytes_consumed += n
+
     # -- output --------------------------------------------------------------
 
     def next_event(self) -> Event | _NeedData:
@@ -247,12 +308,19 @@ class ResponseParser:
 
     def _consume(self, n: int) -> bytes:
         start = self._pos
-        data = bytes(self._buf[start : start + n])
-        self._pos = start + n
+        buf = self._buf
+        end = start + n
         self.bytes_consumed += n
-        if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buf):
-            del self._buf[: self._pos]
-            self._scan_from = max(0, self._scan_from - self._pos)
+        if end == len(buf):  # the common case: everything buffered is used
+            data = bytes(buf) if start == 0 else bytes(buf[start:])
+            buf.clear()
+            self._pos = self._scan_from = 0
+            return data
+        data = bytes(buf[start:end])
+        self._pos = end
+        if end >= _COMPACT_AT and end * 2 >= len(buf):
+            del buf[:end]
+            self._scan_from = max(0, self._scan_from - end)
             self._pos = 0
         return data
 
@@ -276,8 +344,13 @@ class ResponseParser:
     def _read_head(self) -> Event | _NeedData:
         buf = self._buf
         # Tolerate stray CRLFs between responses (robustness, RFC 9112 §2.2).
-        while buf[self._pos : self._pos + 2] == b"\r\n" or buf[self._pos : self._pos + 1] == b"\n":
-            self._consume(2 if buf[self._pos] == 13 else 1)
+        while self._pos < len(buf) and buf[self._pos] in (10, 13):
+            if buf[self._pos] == 10:
+                self._consume(1)
+            elif buf[self._pos : self._pos + 2] == b"\r\n":
+                self._consume(2)
+            else:
+                break
         end = self._find_block_end("response head")
         if end < 0:
             if self._eof:
@@ -288,15 +361,14 @@ class ResponseParser:
         if not self._expected:
             raise ProtocolError("response received with no request outstanding")
         block = self._consume(end - self._pos)
-        lines = _split_lines(block)
-        match = _STATUS_LINE.fullmatch(lines[0])
+        status_line, headers = _parse_head_block(block)
+        match = _STATUS_LINE.fullmatch(status_line)
         if match is None:
-            raise ProtocolError(f"invalid status line {lines[0][:80]!r}")
+            raise ProtocolError(f"invalid status line {status_line[:80]!r}")
         major, minor, code = match.group(1), match.group(2), int(match.group(3))
         if major != b"1":
-            raise ProtocolError(f"unsupported HTTP version {lines[0][:16]!r}")
+            raise ProtocolError(f"unsupported HTTP version {status_line[:16]!r}")
         reason = (match.group(4) or b"").decode("latin-1").strip()
-        headers = parse_fields([line for line in lines[1:] if line])
         if 100 <= code < 200 and code != 101:
             self._informational += 1
             if self._informational > MAX_INFORMATIONAL:

@@ -160,6 +160,20 @@ class Connection:
         except OSError as exc:
             raise _mapped(exc, RequestTimeout, "receive") from exc
 
+    def recv_into(self, view: memoryview, deadline: float | None) -> int:
+        """Read into ``view``; return the byte count, 0 when the peer closed.
+
+        Raises:
+            RequestTimeout: the deadline passed with nothing received.
+        """
+        self._set_timeout(deadline)
+        try:
+            return self.sock.recv_into(view)
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+            return 0
+        except OSError as exc:
+            raise _mapped(exc, RequestTimeout, "receive") from exc
+
     def is_dropped(self) -> bool:
         """Return whether an idle connection was closed (or sent bytes) by the peer.
 

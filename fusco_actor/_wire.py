@@ -27,7 +27,7 @@ from fusco_actor._exceptions import BadArgument, ConnectionClosed, ProtocolError
 from fusco_actor._headers import Headers
 from fusco_actor._parser import ResponseParser
 from fusco_actor._response import Response
-from fusco_actor._transport import Connection, send_buffers
+from fusco_actor._transport import READ_SIZE, Connection, send_buffers
 
 if TYPE_CHECKING:
     from fusco_actor._cookies import CookieJar
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["BodyStreamFailed", "ClosedEarly", "Origin", "Wire"]
 
 EXPECT_CONTINUE_WAIT: Final = 1.0  # seconds an Expect: 100-continue body waits for the 100
+DIRECT_READ_MIN: Final = 65_536  # bytes of Content-Length body read past the parser
+SCRATCH_MAX: Final = 8 * 1_048_576  # bodies up to this size reuse one receive buffer
+HEAD_READ_SIZE: Final = 65_536  # bytes asked of recv() while a head is awaited
 _NO_TRAILERS: Final = Headers()
 
 
@@ -114,7 +117,7 @@ class Origin:
 class Wire:
     """An open connection with its response parser (actor thread only)."""
 
-    __slots__ = ("conn", "origin", "parser", "write_failed")
+    __slots__ = ("_scratch", "conn", "origin", "parser", "write_failed")
 
     def __init__(self, conn: Connection, origin: Origin, max_head_size: int) -> None:
         """Start with an empty parser on a freshly opened connection."""
@@ -122,6 +125,7 @@ class Wire:
         self.origin = origin
         self.parser = ResponseParser(max_head_size)
         self.write_failed = False  # a pipelined write failed: read what came, write no more
+        self._scratch = bytearray()  # receive buffer for large bodies, reused
 
     def close(self) -> None:
         """Close the connection; never raises."""
@@ -210,8 +214,8 @@ class Wire:
 
     # -- reading ---------------------------------------------------------------
 
-    def _fill(self, deadline: float | None) -> None:
-        data = self.conn.recv(deadline)
+    def _fill(self, deadline: float | None, size: int = READ_SIZE) -> None:
+        data = self.conn.recv(deadline, size)
         if data:
             self.parser.feed(data)
         else:
@@ -229,7 +233,7 @@ class Wire:
         while True:
             event = self.parser.next_event()
             if event is NEED_DATA:
-                self._fill(call.deadline)
+                self._fill(call.deadline, HEAD_READ_SIZE)
             elif isinstance(event, ResponseHead):
                 return event
             elif isinstance(event, PeerClosed):
@@ -249,6 +253,32 @@ class Wire:
                 yield event.trailers
                 return
 
+    def _read_body_directly(self, size: int, deadline: float | None) -> bytes:
+        """Read a ``size``-byte Content-Length body into one buffer: one copy, not four.
+
+        Raises:
+            ProtocolError: the peer closed before the whole body came.
+            RequestTimeout: the deadline passed.
+        """
+        if size <= SCRATCH_MAX:
+            # A buffer kept warm across responses: no fresh pages to zero and fault in.
+            if len(self._scratch) < size:
+                self._scratch = bytearray(size)
+            target = self._scratch
+        else:
+            target = bytearray(size)
+        with memoryview(target) as whole, whole[:size] as view:
+            got = self.parser.read_body_into(view)
+            while got < size:
+                n = self.conn.recv_into(view[got:], deadline)
+                if n == 0:
+                    raise ProtocolError(
+                        f"connection closed with {size - got} bytes of the body missing"
+                    )
+                self.parser.body_received(n)
+                got += n
+            return bytes(view)
+
     def read_response(self, call: Call, head: ResponseHead | None = None) -> tuple[Response, bool]:
         """Read the whole response of ``call``; return it and whether the connection stays open.
 
@@ -262,6 +292,9 @@ class Wire:
             head = self.read_head(call)
         parts: list[bytes] = []
         trailers = _NO_TRAILERS
+        remaining = self.parser.body_remaining
+        if remaining is not None and remaining >= DIRECT_READ_MIN:
+            parts.append(self._read_body_directly(remaining, call.deadline))
         for item in self.iter_body(call.deadline):
             if isinstance(item, Headers):
                 trailers = item if len(item) else _NO_TRAILERS
