@@ -269,6 +269,24 @@ class ResponseParser:
                 self._pos = self._scan_from = 0
         return n
 
+    def take_whole_body(self) -> bytes | None:
+        """Return the whole body and end the response, if it is all buffered; else None.
+
+        A shortcut past ``BodyChunk``/``EndOfResponse`` for the common small
+        response: a bodiless one, or a Content-Length body already received.
+        """
+        if self._error is not None:
+            return None
+        if self._state == _EMPTY:
+            self._end()
+            return b""
+        if self._state == _LENGTH and self._remaining <= len(self._buf) - self._pos:
+            data = self._consume(self._remaining) if self._remaining else b""
+            self._remaining = 0
+            self._end()
+            return data
+        return None
+
     def body_received(self, n: int) -> None:
         """Count ``n`` body bytes that the owner read from the socket itself."""
         if n > self._remaining:

@@ -290,16 +290,19 @@ class Wire:
         body_skipped = head is not None
         if head is None:
             head = self.read_head(call)
-        parts: list[bytes] = []
         trailers = _NO_TRAILERS
-        remaining = self.parser.body_remaining
-        if remaining is not None and remaining >= DIRECT_READ_MIN:
-            parts.append(self._read_body_directly(remaining, call.deadline))
-        for item in self.iter_body(call.deadline):
-            if isinstance(item, Headers):
-                trailers = item if len(item) else _NO_TRAILERS
-            else:
-                parts.append(item)
+        body = self.parser.take_whole_body()
+        if body is None:
+            parts: list[bytes] = []
+            remaining = self.parser.body_remaining
+            if remaining is not None and remaining >= DIRECT_READ_MIN:
+                parts.append(self._read_body_directly(remaining, call.deadline))
+            for item in self.iter_body(call.deadline):
+                if isinstance(item, Headers):
+                    trailers = item if len(item) else _NO_TRAILERS
+                else:
+                    parts.append(item)
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
         keep = head.keep_alive and not call.prepared.close and not body_skipped
         if keep:
             self.conn.requests_done += 1
@@ -311,7 +314,7 @@ class Wire:
             version=head.version,
             headers=head.headers,
             trailers=trailers,
-            body=parts[0] if len(parts) == 1 else b"".join(parts),
+            body=body,
             size=self.parser.bytes_consumed - mark,
             elapsed=time.monotonic() - call.started,
         )
