@@ -142,11 +142,35 @@ def fusco_clients_threads(url: str, scenario: Scenario, conns: int, meter: Meter
     return then_close(finish, lambda: [c.disconnect() for c in clients])
 
 
+def fusco_clients_blocking(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
+    """fusco_actor: ``conns`` threads, each calling ``fusco_actor.request`` on its own client.
+
+    The blocking call (fusco's request/6) runs the request in the calling thread
+    while the client is idle: no hand-off to the actor thread.
+    """
+    import fusco_actor  # noqa: PLC0415
+
+    clients: list[Any] = []
+    path, method, headers, body, timeout = _request_args(scenario)
+
+    def make() -> Callable[[], int]:
+        client = fusco_actor.start(url)
+        clients.append(client)
+
+        def one() -> int:
+            response = fusco_actor.request(client, path, method, headers, body, timeout)
+            check(response.status, len(response.body), scenario)
+            return 1
+
+        return one
+
+    finish = run_threads(make, conns, meter)
+    return then_close(finish, lambda: [c.disconnect() for c in clients])
+
+
 def fusco_p1(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
-    """fusco_actor, pipeline=1: one client (1 connection) or a callback-driven Pool."""
-    if conns == 1:
-        return fusco_clients(url, scenario, 1, meter)
-    return fusco_pool(url, scenario, conns, meter)
+    """fusco_actor, pipeline=1: the blocking API, one thread and one client per connection."""
+    return fusco_clients_blocking(url, scenario, conns, meter)
 
 
 def fusco_p16(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
@@ -280,6 +304,7 @@ CLIENTS: Final[dict[str, tuple[Client, Callable[[Scenario], bool]]]] = {
 }
 #: Other ways to drive fusco_actor, for ``--clients`` (the table keeps the fastest).
 VARIANTS: Final[dict[str, tuple[Client, Callable[[Scenario], bool]]]] = {
+    "fusco_actor pool+callbacks": (fusco_pool, lambda s: True),
     "fusco_actor pool+threads": (fusco_pool_threads, lambda s: True),
     "fusco_actor clients+callbacks": (fusco_clients, lambda s: True),
     "fusco_actor clients+threads": (fusco_clients_threads, lambda s: True),
