@@ -1,4 +1,7 @@
-"""Frozen, slotted events produced by the sans-I/O response parser.
+"""Immutable events produced by the sans-I/O response parser.
+
+They are NamedTuples: immutable, and the cheapest objects CPython builds
+(one is made per response head, so that matters on the hot path).
 
 The names avoid the public API's ``ConnectionClosed`` and ``messages.Request``:
 ``PeerClosed`` is the parser's word for a close at a response boundary.
@@ -6,7 +9,7 @@ The names avoid the public API's ``ConnectionClosed`` and ``messages.Request``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fusco_actor._headers import Headers
 
@@ -32,8 +35,7 @@ class _NeedData:
 NEED_DATA = _NeedData()
 
 
-@dataclass(frozen=True, slots=True)
-class Informational:
+class Informational(NamedTuple):
     """A 1xx interim response head (RFC 9110 §15.2), skipped by the client."""
 
     status: int
@@ -41,8 +43,7 @@ class Informational:
     headers: Headers
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseHead:
+class ResponseHead(NamedTuple):
     """The head of a final response.
 
     ``keep_alive`` is False when the framing (read until close) or the
@@ -56,22 +57,19 @@ class ResponseHead:
     keep_alive: bool
 
 
-@dataclass(frozen=True, slots=True)
-class BodyChunk:
+class BodyChunk(NamedTuple):
     """A slice of the response body, as it arrived (no decoding)."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class EndOfResponse:
+class EndOfResponse(NamedTuple):
     """The response is complete; ``trailers`` of a chunked body, else empty."""
 
     trailers: Headers
 
 
-@dataclass(frozen=True, slots=True)
-class PeerClosed:
+class PeerClosed(NamedTuple):
     """The peer closed the connection before any byte of the next response."""
 
 

@@ -51,8 +51,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
     def __init__(self, deadline: float | None = None) -> None:
         """Create an unresolved future."""
         super().__init__()
-        self._signal = threading.Lock()
-        self._signal.acquire()
+        self._signal: threading.Lock | None = None  # made by the first waiter, held until resolved
         self._done = False
         self._claimed = False
         self._value: Any = None
@@ -85,7 +84,9 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                 return False
             self._value, self._exc, self._done = value, exc, True
             callbacks, self._callbacks = self._callbacks, None
-        self._signal.release()
+            signal = self._signal
+        if signal is not None:
+            signal.release()
         if callbacks:
             for callback in callbacks:
                 callback(self)
@@ -152,8 +153,18 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             raise self._exc
         return self._value  # type: ignore[no-any-return]
 
+    def _signal_lock(self) -> threading.Lock:
+        """Return the signal lock, made (acquired) by the first waiter; released on resolution."""
+        with _TRANSITION:
+            signal = self._signal
+            if signal is None:
+                signal = self._signal = threading.Lock()
+                if not self._done:
+                    signal.acquire()
+            return signal
+
     def _wait(self, timeout: float | None) -> None:
-        signal = self._signal
+        signal = self._signal_lock()
         if timeout is None and self.deadline is None:
             signal.acquire()
             signal.release()
@@ -189,7 +200,9 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                 True,
             )
             callbacks, self._callbacks = self._callbacks, None
-        self._signal.release()
+            signal = self._signal
+        if signal is not None:
+            signal.release()
         for callback in callbacks or ():
             callback(self)
 

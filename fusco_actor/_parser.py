@@ -58,6 +58,8 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 §5.5: CR, LF and NUL are never valid in a field value.
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# One field line of the usual shape: name, colon, value trimmed of SP/HTAB, CRLF.
+_FIELD_LINE = re.compile(rb"([^:\r\n]*):[ \t]*([^\r\n]*?)[ \t]*\r\n")
 _COMPACT_AT: Final = 65_536
 
 _NAME_CACHE: dict[bytes, str] = {}
@@ -146,7 +148,7 @@ def _parse_head_block(block: bytes) -> tuple[bytes, Headers]:
     """Split a head block (ending in a blank line) into its first line and its fields.
 
     The fast path takes the usual shape — CRLF line ends only, no obs-fold, no
-    NUL — with one ``split`` and one ``find`` per line; anything else goes
+    NUL — with one ``findall`` for all field lines; anything else goes
     through the general, per-line checks of :func:`parse_fields`.
     """
     crlf = block.count(b"\r\n")
@@ -157,17 +159,13 @@ def _parse_head_block(block: bytes) -> tuple[bytes, Headers]:
         and b"\n\t" not in block
         and b"\x00" not in block
     ):
-        lines = block[:-4].split(b"\r\n")
-        pairs: list[tuple[str, str]] = []
+        first_end = block.find(b"\r\n")
+        found = _FIELD_LINE.findall(block, first_end + 2)
+        if len(found) != crlf - 2:  # a line the pattern skipped has no colon
+            raise ProtocolError("malformed header line")
         cache = _NAME_CACHE
-        for line in lines[1:]:
-            colon = line.find(b":")
-            if colon <= 0:
-                raise ProtocolError(f"malformed header line {line[:64]!r}")
-            raw = line[:colon]
-            name = cache.get(raw) or _lower_name(raw)
-            pairs.append((name, line[colon + 1 :].strip(b" \t").decode("latin-1")))
-        return lines[0], Headers(pairs)
+        pairs = [(cache.get(n) or _lower_name(n), v.decode("latin-1")) for n, v in found]
+        return block[:first_end], Headers(pairs)
     lines = _split_lines(block)
     return lines[0], parse_fields([line for line in lines[1:] if line])
 
@@ -182,7 +180,12 @@ def _has_token(value: str | None, token: str) -> bool:
     """Return whether a comma-separated header value lists ``token`` (any case)."""
     if not value:
         return False
+    if "," not in value:
+        return value.strip().lower() == token
     return any(part.strip().lower() == token for part in value.split(","))
+
+
+_VERSIONS: Final = {b"0": "HTTP/1.0", b"1": "HTTP/1.1"}
 
 
 class ResponseParser:
@@ -386,13 +389,15 @@ class ResponseParser:
         major, minor, code = match.group(1), match.group(2), int(match.group(3))
         if major != b"1":
             raise ProtocolError(f"unsupported HTTP version {status_line[:16]!r}")
-        reason = (match.group(4) or b"").decode("latin-1").strip()
+        raw_reason = match.group(4)
+        reason = raw_reason.decode("latin-1").strip() if raw_reason else ""
         if 100 <= code < 200 and code != 101:
             self._informational += 1
             if self._informational > MAX_INFORMATIONAL:
                 raise ProtocolError(f"more than {MAX_INFORMATIONAL} 1xx responses")
             return Informational(code, reason, headers)
-        return self._start_body(code, reason, f"HTTP/1.{minor.decode()}", headers)
+        version = _VERSIONS.get(minor) or f"HTTP/1.{minor.decode()}"
+        return self._start_body(code, reason, version, headers)
 
     def _start_body(self, code: int, reason: str, version: str, headers: Headers) -> ResponseHead:
         method = self._expected[0]
@@ -424,11 +429,14 @@ class ResponseParser:
                 self._state = _UNTIL_CLOSE
                 keep_alive = False
         elif cl is not None:
-            # RFC 9112 §6.3 rule 5: repeated identical values are one value.
-            values = {v.strip() for v in cl.split(",")}
-            if len(values) != 1:
-                raise ProtocolError(f"conflicting Content-Length values {cl!r}")
-            value = values.pop()
+            if "," in cl:
+                # RFC 9112 §6.3 rule 5: repeated identical values are one value.
+                values = {v.strip() for v in cl.split(",")}
+                if len(values) != 1:
+                    raise ProtocolError(f"conflicting Content-Length values {cl!r}")
+                value = values.pop()
+            else:
+                value = cl
             # str.isdigit() also accepts latin-1 '\xb2' etc., which int() rejects.
             if not (value.isascii() and value.isdigit()) or len(value) > 18:
                 raise ProtocolError(f"invalid Content-Length {cl!r}")

@@ -228,8 +228,11 @@ class Wire:
             ClosedEarly: the peer closed before any byte of this response.
             ProtocolError, RequestTimeout: as for :meth:`read_response`.
         """
+        parser = self.parser
         if call.mark is None:
-            call.mark = self.parser.bytes_consumed
+            call.mark = parser.bytes_consumed
+        if not parser.buffered:  # nothing to parse yet: read before asking
+            self._fill(call.deadline, HEAD_READ_SIZE)
         while True:
             event = self.parser.next_event()
             if event is NEED_DATA:
