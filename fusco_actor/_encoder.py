@@ -40,7 +40,6 @@ _NON_ASCII = re.compile(rb"[\x80-\xff]")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 
 BytesLike = bytes | bytearray | memoryview
-BodyStream = Iterator[bytes]
 
 
 @dataclass(frozen=True, slots=True)

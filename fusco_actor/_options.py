@@ -10,7 +10,7 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
@@ -73,7 +73,6 @@ class ClientOptions:
     on_connect: Callable[[Any], Any] | None = None
     max_head_size: int = DEFAULT_MAX_HEAD_SIZE
     pipeline: int = 1
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _check_port(port: Any, what: str, error: type[Exception]) -> int:
