@@ -1,9 +1,11 @@
 """The clients under test and the table of them; the third-party peers are in :mod:`peers`.
 
-fusco_actor keeps requests outstanding with done-callbacks, which run in the
-client actors' threads, so no thread wakes up per response: one client for one
-connection, a ``Pool`` for 16 (``VARIANTS`` holds the other ways to drive it,
-measured with ``--clients``). http.client: one ``HTTPConnection`` per thread.
+fusco_actor is driven like the synchronous peers, through its blocking API
+(``fusco_actor.request``, fusco's request/6): a thread and a client per
+connection; while a client is idle the call runs in the calling thread
+(``VARIANTS`` holds the other ways to drive it — pools with done-callbacks or
+threads — measured with ``--clients``). ``fusco_actor p16`` keeps 16 requests
+outstanding per client with done-callbacks. http.client: one ``HTTPConnection`` per thread.
 The raw-socket baseline is a blocking socket per thread that speaks just
 enough HTTP/1.1 to check each response, one request in flight or 32 per write.
 """

@@ -47,11 +47,11 @@ METHOD: Final = (
     "filter, so it goes out `Transfer-Encoding: chunked`) and `/post` (reads and discards a "
     "1 MiB body, answers `ok`). Each client keeps 1 or 16 keep-alive connections busy: the "
     "synchronous peers with a thread per connection, aiohttp with tasks on one event loop, "
-    "pycurl with one `CurlMulti`; fusco_actor keeps requests outstanding with done-callbacks "
-    "(one client for 1 connection, a `Pool` of 16 for 16: faster here than 16 threads "
-    "blocking on the pool), and `fusco_actor p16` pipelines 16 requests per connection "
-    "(16 clients for 16 connections), which no peer does. Every response is checked "
-    "(status 200, body length).",
+    "pycurl with one `CurlMulti`; fusco_actor like the synchronous peers, through its "
+    "blocking API `fusco_actor.request` (a thread and a client per connection; the call "
+    "runs in the calling thread while the client is idle), and `fusco_actor p16` "
+    "pipelines 16 requests per connection with done-callbacks (16 clients for 16 "
+    "connections), which no peer does. Every response is checked (status 200, body length).",
     "",
     "Cells: requests/s and MB/s (10^6 bytes of response body, or of request body for the "
     "POST), median (min\N{EN DASH}max) over the repetitions. The ratio is fusco_actor's "
