@@ -328,11 +328,14 @@ class ClientActor(pykka.ThreadingActor):
         if not self._admit(first):
             return
         limit = self._options.pipeline if first.pipelinable else 1
+        # Write in batches: when the pipe is empty, or once half of it can be refilled
+        # at once. One send per request would cost a syscall (and a loopback pass) each.
+        low_water = max(1, limit // 2)
         self._to_send.append(first)
         while self._to_send or self._in_flight:
             if limit > 1:
                 self._admit_more(limit)
-            if self._to_send:
+            if self._to_send and (not self._in_flight or len(self._to_send) >= low_water):
                 wire = self._wire
                 if wire is None or not wire.write_failed:
                     self._write()
