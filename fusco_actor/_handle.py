@@ -26,12 +26,46 @@ if TYPE_CHECKING:
     from fusco_actor._response import Response
     from fusco_actor._streaming import StreamingResponse
 
-__all__ = ["Client", "fail_stopped"]
+__all__ = ["AsyncRequests", "Client", "fail_stopped"]
 
 RUNNING, RESTARTING, STOPPED = "running", "restarting", "stopped"
 
 
-class Client:
+class AsyncRequests:
+    """``arequest`` for anything whose ``request`` returns a :class:`ReplyFuture`."""
+
+    def request(
+        self,
+        path: str | bytes,
+        method: str | bytes = "GET",
+        headers: Any = (),
+        body: Any = b"",
+        timeout: float | None = None,
+        send_retry: int | None = None,
+    ) -> ReplyFuture[Response]:
+        """Send a request; return a future of its response (see subclasses)."""
+        raise NotImplementedError
+
+    async def arequest(
+        self,
+        path: str | bytes,
+        method: str | bytes = "GET",
+        headers: Any = (),
+        body: Any = b"",
+        timeout: float | None = None,
+        send_retry: int | None = None,
+    ) -> Response:
+        """Like ``request``, awaited from asyncio without blocking the loop's thread.
+
+        Raises:
+            BadArgument: a bad argument.
+            FuscoError: the request failed.
+        """
+        future = self.request(path, method, headers, body, timeout, send_retry)
+        return await future.wait_async()
+
+
+class Client(AsyncRequests):
     """A handle on one client actor: one keep-alive connection to one host.
 
     Built by :func:`fusco_actor.start`; many threads may share it. Requests
@@ -210,24 +244,6 @@ class Client:
             self._submit(call)
         response: Response = call.future.get()
         return response
-
-    async def arequest(
-        self,
-        path: str | bytes,
-        method: str | bytes = "GET",
-        headers: Any = (),
-        body: Any = b"",
-        timeout: float | None = None,
-        send_retry: int | None = None,
-    ) -> Response:
-        """Like :meth:`request`, awaited from asyncio without blocking the loop's thread.
-
-        Raises:
-            BadArgument: a bad argument.
-            FuscoError: the request failed.
-        """
-        future = self.request(path, method, headers, body, timeout, send_retry)
-        return await future.wait_async()
 
     def stream(
         self,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from fusco_actor._exceptions import BadArgument, BadOption, ClientStopped, PoolTimeout
 from fusco_actor._future import ReplyFuture
-from fusco_actor._handle import Client
+from fusco_actor._handle import AsyncRequests, Client
 from fusco_actor._inbox import Call
 from fusco_actor._options import parse_destination, parse_options
 from fusco_actor._supervisor import Supervisor
@@ -51,7 +51,7 @@ class _Waiter:
         return self.call is not None and self.call.future.done
 
 
-class Pool:
+class Pool(AsyncRequests):
     """At most ``max_clients`` supervised clients to one destination.
 
     Example:
@@ -278,19 +278,6 @@ class Pool:
         if client is not None:
             self._dispatch(call, client)
         return call.future
-
-    async def arequest(
-        self,
-        path: str | bytes,
-        method: str | bytes = "GET",
-        headers: Any = (),
-        body: Any = b"",
-        timeout: float | None = None,
-        send_retry: int | None = None,
-    ) -> Response:
-        """Like :meth:`request`, awaited without blocking the event loop's thread."""
-        future = self.request(path, method, headers, body, timeout, send_retry)
-        return await future.wait_async()
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stop every client; waiting callers and queued requests fail with ``ClientStopped``."""

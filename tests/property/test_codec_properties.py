@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import re
 import string
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,6 @@ from fusco_actor._encoder import (
     validate_headers,
 )
 from fusco_actor._events import (
-    NEED_DATA,
     BodyChunk,
     EndOfResponse,
     Informational,
@@ -37,6 +35,7 @@ from fusco_actor._events import (
 from fusco_actor._exceptions import BadArgument, ProtocolError
 from fusco_actor._headers import Headers
 from fusco_actor._parser import ResponseParser
+from tests.codec_helpers import drain, merge_chunks
 
 SETTINGS = settings(
     max_examples=200,
@@ -64,29 +63,6 @@ reasons = st.text(
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-def drain(parser: ResponseParser) -> list[object]:
-    """Pull events until NEED_DATA or PeerClosed; fail on a parser that never stops."""
-    events: list[object] = []
-    for _ in range(10_000):
-        event = parser.next_event()
-        if event is NEED_DATA:
-            return events
-        events.append(event)
-        if isinstance(event, PeerClosed):
-            return events
-    raise AssertionError("parser produced events forever without asking for data")
-
-
-def merge_chunks(events: Sequence[object]) -> list[object]:
-    out: list[object] = []
-    for event in events:
-        if isinstance(event, BodyChunk) and out and isinstance(out[-1], BodyChunk):
-            out[-1] = BodyChunk(out[-1].data + event.data)
-        else:
-            out.append(event)
-    return out
 
 
 def parse_pieces(methods: list[bytes], pieces: list[bytes]) -> tuple[list[object], int]:

@@ -17,6 +17,7 @@ from fusco_actor._events import (
 from fusco_actor._exceptions import ProtocolError
 from fusco_actor._headers import Headers
 from fusco_actor._parser import DEFAULT_MAX_HEAD_SIZE, MAX_INFORMATIONAL, ResponseParser
+from tests.codec_helpers import drain, merge_chunks
 
 GET = b"GET"
 HEAD = b"HEAD"
@@ -50,32 +51,6 @@ def body(data: bytes) -> BodyChunk:
 
 def end(trailers: list[tuple[str, str]] | None = None) -> EndOfResponse:
     return EndOfResponse(Headers(trailers or []))
-
-
-def drain(parser: ResponseParser) -> list[object]:
-    """Pull events until NEED_DATA or PeerClosed (which repeats forever)."""
-    events: list[object] = []
-    for _ in range(100_000):
-        event = parser.next_event()
-        if event is NEED_DATA:
-            return events
-        events.append(event)
-        if isinstance(event, PeerClosed):
-            return events
-    raise AssertionError("parser never asked for more data")
-
-
-def merge_chunks(events: list[object]) -> list[object]:
-    """Join consecutive BodyChunks so that differently sliced input compares equal."""
-    out: list[object] = []
-    for event in events:
-        if isinstance(event, BodyChunk):
-            assert event.data, "the parser must never emit an empty BodyChunk"
-            if out and isinstance(out[-1], BodyChunk):
-                out[-1] = BodyChunk(out[-1].data + event.data)
-                continue
-        out.append(event)
-    return out
 
 
 def run(
