@@ -41,6 +41,13 @@ from fusco_actor._events import (
     _NeedData,
 )
 from fusco_actor._exceptions import ProtocolError
+from fusco_actor._fields import (
+    framing_fields,
+    has_token,
+    parse_fields,
+    parse_head_block,
+    split_lines,
+)
 from fusco_actor._headers import Headers
 
 __all__ = ["DEFAULT_MAX_HEAD_SIZE", "ResponseParser"]
@@ -53,16 +60,9 @@ MAX_CHUNK_LINE: Final = 4096
 _HEAD_END = re.compile(rb"\n\r?\n")
 # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
 _STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
-# RFC 9110 §5.1: field-name = token
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 §5.5: CR, LF and NUL are never valid in a field value.
-_BAD_VALUE = re.compile(rb"[\x00\r\n]")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-# One field line of the usual shape: name, colon, value trimmed of SP/HTAB, CRLF.
-_FIELD_LINE = re.compile(rb"([^:\r\n]*):[ \t]*([^\r\n]*?)[ \t]*\r\n")
 _COMPACT_AT: Final = 65_536
 
-_NAME_CACHE: dict[bytes, str] = {}
 _NO_TRAILERS: Final = Headers()
 
 # Parser states.
@@ -77,112 +77,6 @@ _NO_TRAILERS: Final = Headers()
     _UNTIL_CLOSE,
     _BROKEN,
 ) = range(9)
-
-
-def _lower_name(raw: bytes) -> str:
-    """Return the lower-case ``str`` of a header name, cached for common names."""
-    name = _NAME_CACHE.get(raw)
-    if name is None:
-        if _TOKEN.fullmatch(raw) is None:
-            raise ProtocolError(f"invalid header name {raw[:64]!r}")
-        name = raw.decode("ascii").lower()
-        if len(_NAME_CACHE) < 1024:
-            _NAME_CACHE[raw] = name
-    return name
-
-
-def parse_fields(lines: list[bytes]) -> Headers:
-    """Parse header (or trailer) lines, already split and without CR/LF.
-
-    Obs-fold continuation lines are unfolded into the previous value with one
-    space, as RFC 9112 §5.2 asks of a user agent.
-
-    Raises:
-        ProtocolError: a line without a colon, a name that is not a token,
-            white space before the colon, a bad byte in a value.
-    """
-    pairs: list[tuple[str, str]] = []
-    for line in lines:
-        if line[:1] in (b" ", b"\t"):
-            # RFC 9112 §5.2: replace each obs-fold with one or more SP.
-            if not pairs:
-                raise ProtocolError("obs-fold line before any header")
-            name, value = pairs[-1]
-            extra = line.strip(b" \t")
-            if _BAD_VALUE.search(extra):
-                raise ProtocolError(f"invalid byte in header {name!r}")
-            if extra:  # a blank continuation must not leave a trailing space
-                more = extra.decode("latin-1")
-                pairs[-1] = (name, f"{value} {more}" if value else more)
-            continue
-        colon = line.find(b":")
-        if colon <= 0:
-            raise ProtocolError(f"malformed header line {line[:64]!r}")
-        # RFC 9112 §5.1: no whitespace is allowed between field name and colon.
-        name = _lower_name(line[:colon])
-        raw_value = line[colon + 1 :].strip(b" \t")
-        if _BAD_VALUE.search(raw_value):
-            raise ProtocolError(f"invalid byte in header {name!r}")
-        pairs.append((name, raw_value.decode("latin-1")))
-    return Headers(pairs)
-
-
-_FRAMING: Final = {"connection": 0, "transfer-encoding": 1, "content-length": 2}
-
-
-def _framing_fields(headers: Headers) -> tuple[str | None, str | None, str | None]:
-    """Return the Connection, Transfer-Encoding and Content-Length values in one pass.
-
-    Repeats are joined with ", " (RFC 9110 §5.3), as ``Headers.__getitem__`` does.
-    """
-    found: list[str | None] = [None, None, None]
-    for name, value in headers:
-        slot = _FRAMING.get(name)
-        if slot is not None:
-            old = found[slot]
-            found[slot] = value if old is None else f"{old}, {value}"
-    return found[0], found[1], found[2]
-
-
-def _parse_head_block(block: bytes) -> tuple[bytes, Headers]:
-    """Split a head block (ending in a blank line) into its first line and its fields.
-
-    The fast path takes the usual shape — CRLF line ends only, no obs-fold, no
-    NUL — with one ``findall`` for all field lines; anything else goes
-    through the general, per-line checks of :func:`parse_fields`.
-    """
-    crlf = block.count(b"\r\n")
-    if (
-        crlf == block.count(b"\n")
-        and crlf == block.count(b"\r")
-        and b"\n " not in block
-        and b"\n\t" not in block
-        and b"\x00" not in block
-    ):
-        first_end = block.find(b"\r\n")
-        found = _FIELD_LINE.findall(block, first_end + 2)
-        if len(found) != crlf - 2:  # a line the pattern skipped has no colon
-            raise ProtocolError("malformed header line")
-        cache = _NAME_CACHE
-        pairs = [(cache.get(n) or _lower_name(n), v.decode("latin-1")) for n, v in found]
-        return block[:first_end], Headers(pairs)
-    lines = _split_lines(block)
-    return lines[0], parse_fields([line for line in lines[1:] if line])
-
-
-def _split_lines(block: bytes) -> list[bytes]:
-    """Split a head block on LF, dropping one trailing CR per line."""
-    lines = block.split(b"\n")
-    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
-
-
-def _has_token(value: str | None, token: str) -> bool:
-    """Return whether a comma-separated header value lists ``token`` (any case)."""
-    if not value:
-        return False
-    if "," not in value:
-        return value.strip().lower() == token
-    return any(part.strip().lower() == token for part in value.split(","))
 
 
 _VERSIONS: Final = {b"0": "HTTP/1.0", b"1": "HTTP/1.1"}
@@ -382,7 +276,7 @@ class ResponseParser:
         if not self._expected:
             raise ProtocolError("response received with no request outstanding")
         block = self._consume(end - self._pos)
-        status_line, headers = _parse_head_block(block)
+        status_line, headers = parse_head_block(block)
         match = _STATUS_LINE.fullmatch(status_line)
         if match is None:
             raise ProtocolError(f"invalid status line {status_line[:80]!r}")
@@ -401,11 +295,11 @@ class ResponseParser:
 
     def _start_body(self, code: int, reason: str, version: str, headers: Headers) -> ResponseHead:
         method = self._expected[0]
-        connection, te, cl = _framing_fields(headers)
+        connection, te, cl = framing_fields(headers)
         if version != "HTTP/1.0":  # RFC 9110 §2.5: a later 1.x minor behaves as 1.1
-            keep_alive = not _has_token(connection, "close")
+            keep_alive = not has_token(connection, "close")
         else:
-            keep_alive = _has_token(connection, "keep-alive")
+            keep_alive = has_token(connection, "keep-alive")
         if code == 101:
             keep_alive = False
         # RFC 9112 §6.3 rules 1-2: no body for HEAD, 1xx, 204, 304, CONNECT 2xx.
@@ -531,7 +425,7 @@ class ResponseParser:
         if end < 0:
             return self._need_chunk_data()
         block = self._consume(end - self._pos)
-        return self._end(parse_fields([line for line in _split_lines(block) if line]))
+        return self._end(parse_fields([line for line in split_lines(block) if line]))
 
     def _need_chunk_data(self) -> _NeedData:
         if self._eof:

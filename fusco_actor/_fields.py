@@ -1,0 +1,131 @@
+"""PURE parsing of header and trailer field lines (RFC 9110 §5, RFC 9112 §5).
+
+Used by the response parser for heads and trailers. The usual shape of a head
+(CRLF only, no obs-fold, no NUL) takes one ``findall``; anything else goes
+through per-line checks.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from fusco_actor._exceptions import ProtocolError
+from fusco_actor._headers import Headers
+
+__all__ = ["framing_fields", "has_token", "parse_fields", "parse_head_block", "split_lines"]
+
+# RFC 9110 §5.1: field-name = token
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 §5.5: CR, LF and NUL are never valid in a field value.
+_BAD_VALUE = re.compile(rb"[\x00\r\n]")
+# One field line of the usual shape: name, colon, value trimmed of SP/HTAB, CRLF.
+_FIELD_LINE = re.compile(rb"([^:\r\n]*):[ \t]*([^\r\n]*?)[ \t]*\r\n")
+
+_NAME_CACHE: dict[bytes, str] = {}
+
+
+def _lower_name(raw: bytes) -> str:
+    """Return the lower-case ``str`` of a header name, cached for common names."""
+    name = _NAME_CACHE.get(raw)
+    if name is None:
+        if _TOKEN.fullmatch(raw) is None:
+            raise ProtocolError(f"invalid header name {raw[:64]!r}")
+        name = raw.decode("ascii").lower()
+        if len(_NAME_CACHE) < 1024:
+            _NAME_CACHE[raw] = name
+    return name
+
+
+def parse_fields(lines: list[bytes]) -> Headers:
+    """Parse header (or trailer) lines, already split and without CR/LF.
+
+    Obs-fold continuation lines are unfolded into the previous value with one
+    space, as RFC 9112 §5.2 asks of a user agent.
+
+    Raises:
+        ProtocolError: a line without a colon, a name that is not a token,
+            white space before the colon, a bad byte in a value.
+    """
+    pairs: list[tuple[str, str]] = []
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            # RFC 9112 §5.2: replace each obs-fold with one or more SP.
+            if not pairs:
+                raise ProtocolError("obs-fold line before any header")
+            name, value = pairs[-1]
+            extra = line.strip(b" \t")
+            if _BAD_VALUE.search(extra):
+                raise ProtocolError(f"invalid byte in header {name!r}")
+            if extra:  # a blank continuation must not leave a trailing space
+                more = extra.decode("latin-1")
+                pairs[-1] = (name, f"{value} {more}" if value else more)
+            continue
+        colon = line.find(b":")
+        if colon <= 0:
+            raise ProtocolError(f"malformed header line {line[:64]!r}")
+        # RFC 9112 §5.1: no whitespace is allowed between field name and colon.
+        name = _lower_name(line[:colon])
+        raw_value = line[colon + 1 :].strip(b" \t")
+        if _BAD_VALUE.search(raw_value):
+            raise ProtocolError(f"invalid byte in header {name!r}")
+        pairs.append((name, raw_value.decode("latin-1")))
+    return Headers(pairs)
+
+
+_FRAMING: Final = {"connection": 0, "transfer-encoding": 1, "content-length": 2}
+
+
+def framing_fields(headers: Headers) -> tuple[str | None, str | None, str | None]:
+    """Return the Connection, Transfer-Encoding and Content-Length values in one pass.
+
+    Repeats are joined with ", " (RFC 9110 §5.3), as ``Headers.__getitem__`` does.
+    """
+    found: list[str | None] = [None, None, None]
+    for name, value in headers:
+        slot = _FRAMING.get(name)
+        if slot is not None:
+            old = found[slot]
+            found[slot] = value if old is None else f"{old}, {value}"
+    return found[0], found[1], found[2]
+
+
+def parse_head_block(block: bytes) -> tuple[bytes, Headers]:
+    """Split a head block (ending in a blank line) into its first line and its fields.
+
+    The fast path takes the usual shape — CRLF line ends only, no obs-fold, no
+    NUL — with one ``findall`` for all field lines; anything else goes
+    through the general, per-line checks of :func:`parse_fields`.
+    """
+    crlf = block.count(b"\r\n")
+    if (
+        crlf == block.count(b"\n")
+        and crlf == block.count(b"\r")
+        and b"\n " not in block
+        and b"\n\t" not in block
+        and b"\x00" not in block
+    ):
+        first_end = block.find(b"\r\n")
+        found = _FIELD_LINE.findall(block, first_end + 2)
+        if len(found) != crlf - 2:  # a line the pattern skipped has no colon
+            raise ProtocolError("malformed header line")
+        cache = _NAME_CACHE
+        pairs = [(cache.get(n) or _lower_name(n), v.decode("latin-1")) for n, v in found]
+        return block[:first_end], Headers(pairs)
+    lines = split_lines(block)
+    return lines[0], parse_fields([line for line in lines[1:] if line])
+
+
+def split_lines(block: bytes) -> list[bytes]:
+    """Split a head block on LF, dropping one trailing CR per line."""
+    lines = block.split(b"\n")
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def has_token(value: str | None, token: str) -> bool:
+    """Return whether a comma-separated header value lists ``token`` (any case)."""
+    if not value:
+        return False
+    if "," not in value:
+        return value.strip().lower() == token
+    return any(part.strip().lower() == token for part in value.split(","))
