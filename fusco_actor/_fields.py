@@ -19,8 +19,11 @@ __all__ = ["framing_fields", "has_token", "parse_fields", "parse_head_block", "s
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 §5.5: CR, LF and NUL are never valid in a field value.
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
-# One field line of the usual shape: name, colon, value trimmed of SP/HTAB, CRLF.
-_FIELD_LINE = re.compile(rb"([^:\r\n]*):[ \t]*([^\r\n]*?)[ \t]*\r\n")
+# One field line of the usual shape: name, colon, value (leading SP/HTAB dropped), CRLF.
+_FIELD_LINE = re.compile(rb"([^:\r\n]*):[ \t]*([^\r\n]*)\r\n")
+# RFC 9112 §5.2: obs-fold, a line that continues the previous field's value.
+_OBS_FOLD = re.compile(rb"\n[\t ]")
+_WS: Final = (b" ", b"\t")
 
 _NAME_CACHE: dict[bytes, str] = {}
 
@@ -101,16 +104,21 @@ def parse_head_block(block: bytes) -> tuple[bytes, Headers]:
     if (
         crlf == block.count(b"\n")
         and crlf == block.count(b"\r")
-        and b"\n " not in block
-        and b"\n\t" not in block
+        and _OBS_FOLD.search(block) is None
         and b"\x00" not in block
     ):
         first_end = block.find(b"\r\n")
         found = _FIELD_LINE.findall(block, first_end + 2)
-        if len(found) != crlf - 2:  # a line the pattern skipped has no colon
+        if len(found) != crlf - 2:  # a skipped line has no colon
             raise ProtocolError("malformed header line")
         cache = _NAME_CACHE
-        pairs = [(cache.get(n) or _lower_name(n), v.decode("latin-1")) for n, v in found]
+        pairs = [
+            (
+                cache.get(n) or _lower_name(n),
+                (v.rstrip(b" \t") if v[-1:] in _WS else v).decode("latin-1"),
+            )
+            for n, v in found
+        ]
         return block[:first_end], Headers(pairs)
     lines = split_lines(block)
     return lines[0], parse_fields([line for line in lines[1:] if line])

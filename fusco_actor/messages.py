@@ -83,19 +83,22 @@ class Request:
 
     def __post_init__(self) -> None:
         """Validate the arguments and encode the caller's part of the head."""
-        object.__setattr__(self, "timeout", check_timeout(self.timeout))
-        object.__setattr__(self, "send_retry", check_send_retry(self.send_retry))
+        setattr_ = object.__setattr__  # the dataclass is frozen: normalise in place once
+        timeout = self.timeout
+        if type(timeout) is not float or not 0.0 <= timeout < math.inf:
+            setattr_(self, "timeout", check_timeout(timeout))
+        if self.send_retry is not None:
+            setattr_(self, "send_retry", check_send_retry(self.send_retry))
         headers = self.headers
-        if headers is None:
-            headers = ()
-        elif isinstance(headers, Mapping):
-            headers = tuple(headers.items())
-        elif not isinstance(headers, tuple):
-            try:
-                headers = tuple(headers)
-            except TypeError as exc:
-                raise BadArgument("headers must be (name, value) pairs or a mapping") from exc
-        object.__setattr__(self, "headers", headers)
-        object.__setattr__(
-            self, "prepared", prepare_request(self.method, self.path, self.headers, self.body)
-        )
+        if type(headers) is not tuple:
+            if headers is None or (type(headers) is list and not headers):
+                headers = ()
+            elif isinstance(headers, Mapping):
+                headers = tuple(headers.items())
+            else:
+                try:
+                    headers = tuple(headers)
+                except TypeError as exc:
+                    raise BadArgument("headers must be (name, value) pairs or a mapping") from exc
+            setattr_(self, "headers", headers)
+        setattr_(self, "prepared", prepare_request(self.method, self.path, headers, self.body))
