@@ -68,29 +68,6 @@ class InjectedCrash(RuntimeError):
     """The exception ``testing.inject_crash`` makes a client actor raise."""
 
 
-class _CountingInbox(Inbox):
-    """An :class:`Inbox` that counts the commands put into it.
-
-    ``run_inline`` compares the count with the commands the actor has received:
-    an empty inbox alone does not show the actor idle, as the actor may have
-    taken a command out of it and not yet begun to serve it.
-    """
-
-    __slots__ = ("_count_lock", "submitted")
-
-    def __init__(self) -> None:
-        """Create an open, empty inbox with a count of zero."""
-        super().__init__()
-        self._count_lock = threading.Lock()
-        self.submitted = 0  # commands put so far (any thread)
-
-    def put_command(self, command: Command) -> None:
-        """Count the command, then queue it (or hand it to ``on_rejected``)."""
-        with self._count_lock:
-            self.submitted += 1
-        super().put_command(command)
-
-
 class ClientActor(pykka.ThreadingActor):
     """The actor that owns one connection to one host and serves requests in order.
 
@@ -105,7 +82,7 @@ class ClientActor(pykka.ThreadingActor):
 
     @staticmethod
     def _create_actor_inbox() -> Inbox:
-        return _CountingInbox()
+        return Inbox()
 
     @staticmethod
     def _create_future() -> ReplyFuture[Any]:
@@ -183,11 +160,13 @@ class ClientActor(pykka.ThreadingActor):
         if not self._caller_runs or not self._turn.acquire(blocking=False):
             return False
         try:
-            inbox: _CountingInbox = self.actor_inbox  # type: ignore[assignment]
+            inbox: Inbox = self.actor_inbox  # type: ignore[assignment]
             if self._terminated or inbox.closed or not inbox.empty():
                 return False
-            if inbox.submitted != self._received:
-                return False  # a command taken from the inbox is not served yet: queue behind it
+            if inbox.queued != self._received:
+                # An empty inbox alone does not show the actor idle: it may have taken a
+                # command out and not yet begun to serve it. Queue behind that one.
+                return False
             try:
                 self._serve(call)
             except Exception as exc:  # a crash, met in the caller's thread

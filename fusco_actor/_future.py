@@ -78,9 +78,9 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         """Return whether a value or an exception has been set."""
         return self._done
 
-    def _resolve(self, value: Any, exc: BaseException | None) -> bool:
+    def _resolve(self, value: Any, exc: BaseException | None, unclaimed_only: bool = False) -> bool:
         with _TRANSITION:
-            if self._done or self._get_hook is not None:
+            if self._done or self._get_hook is not None or (unclaimed_only and self._claimed):
                 return False
             self._value, self._exc, self._done = value, exc, True
             callbacks, self._callbacks = self._callbacks, None
@@ -192,19 +192,11 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         deadline = self.deadline
         if self._done or deadline is None or time.monotonic() < deadline:
             return
-        with _TRANSITION:
-            if self._done or self._claimed:
-                return
-            self._exc, self._done = (
-                RequestTimeout("request timed out while queued; it was not sent"),
-                True,
-            )
-            callbacks, self._callbacks = self._callbacks, None
-            signal = self._signal
-        if signal is not None:
-            signal.release()
-        for callback in callbacks or ():
-            callback(self)
+        self._resolve(
+            None,
+            RequestTimeout("request timed out while queued; it was not sent"),
+            unclaimed_only=True,
+        )
 
     async def wait_async(self) -> T:
         """Wait without blocking the event loop's thread; return or raise as :meth:`get`."""

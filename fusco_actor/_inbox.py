@@ -117,7 +117,7 @@ class WakeCommand(Command):
 class Inbox:
     """The client actor's inbox: a ``SimpleQueue`` that can be closed to commands."""
 
-    __slots__ = ("_closed", "_front", "_lock", "_queue", "on_rejected")
+    __slots__ = ("_closed", "_front", "_lock", "_queue", "on_rejected", "queued")
 
     def __init__(self) -> None:
         """Create an open, empty inbox; rejected commands go to ``on_rejected``."""
@@ -125,6 +125,7 @@ class Inbox:
         self._lock = threading.Lock()
         self._closed = False
         self._front: deque[Any] = deque()  # taken ahead by the actor, served next
+        self.queued = 0  # commands queued so far, for the actor to tell whether it is idle
         self.on_rejected: Callable[[Command], None] = _reject_unowned
 
     def put(self, envelope: Any, /) -> None:
@@ -142,6 +143,7 @@ class Inbox:
         """Queue a command, or hand it to ``on_rejected`` when the inbox is closed."""
         with self._lock:
             if not self._closed:
+                self.queued += 1
                 self._queue.put(command)
                 return
         self.on_rejected(command)

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from fusco_actor._exceptions import BadArgument, BadOption
 from fusco_actor._parser import DEFAULT_MAX_HEAD_SIZE
+from fusco_actor.messages import check_timeout
 
 __all__ = ["ClientOptions", "Destination", "ProxyConfig", "parse_destination", "parse_options"]
 
@@ -145,11 +146,10 @@ def _parse_proxy(value: Any) -> ProxyConfig | None:
 
 
 def _timeout_option(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise BadOption(f"{name}: {value!r} is not a non-negative number of seconds or None")
-    return float(value)
+    try:
+        return check_timeout(value, name)
+    except BadArgument as exc:
+        raise BadOption(str(exc)) from None
 
 
 def _int_option(name: str, value: Any, minimum: int) -> int:

@@ -133,6 +133,13 @@ class Wire:
 
     # -- writing ---------------------------------------------------------------
 
+    def _start(self, call: Call) -> bytes:
+        """Count an attempt of ``call``, tell the parser its method, return its head."""
+        self.parser.expect(call.prepared.method)
+        call.sends += 1
+        call.started = time.monotonic()
+        return self.origin.head(call)
+
     def write_batch(self, calls: list[Call]) -> None:
         """Write several pipelinable requests with one send.
 
@@ -141,14 +148,10 @@ class Wire:
             RequestTimeout: the first call's deadline passed while writing.
         """
         buffers: list[bytes | memoryview] = []
-        now = time.monotonic()
         for call in calls:
-            buffers.append(self.origin.head(call))
+            buffers.append(self._start(call))
             if call.prepared.body:
                 buffers.append(call.prepared.body)
-            self.parser.expect(call.prepared.method)
-            call.sends += 1
-            call.started = now
         try:
             send_buffers(self.conn, buffers, calls[0].deadline)
         except ConnectionClosed:
@@ -163,10 +166,7 @@ class Wire:
             RequestTimeout: the deadline passed.
         """
         prepared = call.prepared
-        head = self.origin.head(call)
-        self.parser.expect(prepared.method)
-        call.sends += 1
-        call.started = time.monotonic()
+        head = self._start(call)
         call.mark = self.parser.bytes_consumed
         deadline = call.deadline
         try:
