@@ -466,7 +466,7 @@ class ClientActor(pykka.ThreadingActor):
         finally:
             self._stream = None
             channel.done.set()
-        if keep:
+        if keep and wire.in_step:
             wire.conn.requests_done += 1
         else:
             self._close()

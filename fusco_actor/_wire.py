@@ -214,6 +214,17 @@ class Wire:
 
     # -- reading ---------------------------------------------------------------
 
+    @property
+    def in_step(self) -> bool:
+        """Return whether every byte received belongs to a response still expected.
+
+        Bytes buffered when no response is due (a body on a HEAD, 204 or 304
+        answer, a body longer than its Content-Length, a second response to
+        one request) would be parsed as the answer to a later request: such a
+        connection must not be reused.
+        """
+        return self.parser.pending > 0 or self.parser.buffered == 0
+
     def _fill(self, deadline: float | None, size: int = READ_SIZE) -> None:
         data = self.conn.recv(deadline, size)
         if data:
@@ -306,7 +317,7 @@ class Wire:
                 else:
                     parts.append(item)
             body = parts[0] if len(parts) == 1 else b"".join(parts)
-        keep = head.keep_alive and not call.prepared.close and not body_skipped
+        keep = head.keep_alive and not call.prepared.close and not body_skipped and self.in_step
         if keep:
             self.conn.requests_done += 1
         self.origin.store_cookies(call, head)
