@@ -232,11 +232,11 @@ class Connection:
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
+            readable = _is_readable(sock)
         except (OSError, ValueError):
             return True
         if not readable or not isinstance(sock, ssl.SSLSocket):
-            return bool(readable)
+            return readable
         previous = sock.gettimeout()
         try:
             sock.setblocking(False)
@@ -254,6 +254,23 @@ class Connection:
         """Close the socket; never raises."""
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def _is_readable(sock: socket.socket) -> bool:
+    """Return whether ``sock`` has bytes (or a close) to read, without waiting.
+
+    ``poll`` rather than ``select``: select cannot watch a descriptor above
+    FD_SETSIZE (1023), which a process with many open files reaches.
+    """
+    if _poll is None:  # pragma: no cover - platforms without poll (Windows)
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
+    poller = _poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+_poll = getattr(select, "poll", None)
 
 
 def _nearest(connect_timeout: float | None, deadline: float | None) -> tuple[float | None, bool]:

@@ -61,6 +61,13 @@ POLL: Final = 0.05  # seconds between looks at the quit event while blocked
 Handler = Callable[[socket.socket, "SocketServerThread"], Any]
 
 
+def wait_readable(sock: socket.socket, timeout: float) -> bool:
+    """Return whether ``sock`` becomes readable within ``timeout`` seconds (any descriptor number)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
+
+
 class ServerStopped(Exception):
     """Raised inside a handler blocked on I/O when the test sets ``quit``."""
 
@@ -120,8 +127,7 @@ class ServerConnection:
             left = limit - time.monotonic()
             if left <= 0:
                 return False
-            readable, _, _ = select.select([self.sock], [], [], min(POLL, left))
-            if readable:
+            if wait_readable(self.sock, min(POLL, left)):
                 return True
 
     def readable(self, timeout: float) -> bool:
@@ -327,8 +333,7 @@ class SocketServerThread(threading.Thread):
             left = limit - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no connection accepted in {timeout} s")
-            readable, _, _ = select.select([self.listener], [], [], min(POLL, left))
-            if readable:
+            if wait_readable(self.listener, min(POLL, left)):
                 try:
                     sock, _ = self.listener.accept()
                 except BlockingIOError:
