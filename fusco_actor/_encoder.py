@@ -49,6 +49,8 @@ class PreparedRequest:
     ``fields`` holds the caller's header lines (each ending in CRLF) plus any
     ``Content-Length``/``Transfer-Encoding`` this module added. ``body`` is the
     whole body as bytes, or a stream of chunks when ``streamed``.
+    ``stream_length`` is the ``Content-Length`` a stream that is not chunked
+    must produce exactly (None for a chunked stream or a fixed body).
     """
 
     method: bytes
@@ -56,6 +58,7 @@ class PreparedRequest:
     fields: bytes
     body: bytes | memoryview
     stream: Iterable[Any] | None
+    stream_length: int | None
     chunked: bool
     has_host: bool
     has_cookie: bool
@@ -308,6 +311,7 @@ def _prepare(method: str | bytes, path: str | bytes, headers: Any, body: Any) ->
         fields=b"".join(lines),
         body=fixed,
         stream=stream,
+        stream_length=None if chunked or stream is None else int(caller_length or length or 0),
         chunked=chunked,
         has_host=has_host,
         has_cookie=has_cookie,

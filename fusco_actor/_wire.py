@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Final
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Final
 
 from fusco_actor._encoder import LAST_CHUNK, chunk_frames, encode_head
 from fusco_actor._events import (
@@ -339,27 +339,64 @@ class Wire:
 
 
 def _stream_frames(call: Call) -> Iterator[bytes | bytearray | memoryview]:
-    """Yield the wire bytes of a streamed body, framed when chunked."""
+    """Yield the wire bytes of a streamed body: framed when chunked, else exactly its length.
+
+    A stream with a ``Content-Length`` must yield exactly that many bytes. The
+    piece that completes it is held back until the stream has ended, so a
+    longer stream never puts a byte past the declared body on the wire (that
+    would be a second request to the server: request smuggling).
+
+    Raises:
+        BodyStreamFailed: the iterable raised, yielded a wrong type, or
+            yielded more or fewer bytes than its ``Content-Length``.
+    """
     prepared = call.prepared
     assert prepared.stream is not None
-    iterator = iter(prepared.stream)
+    declared = prepared.stream_length
+    sent = 0
+    last: bytes | bytearray | memoryview = b""
+    for chunk in _stream_pieces(prepared.stream):
+        if declared is None:
+            try:
+                frame = chunk_frames(chunk)
+            except BadArgument as exc:
+                raise BodyStreamFailed(exc) from None
+            if frame:
+                yield frame
+            continue
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise BodyStreamFailed(BadArgument(f"body stream yielded a {type(chunk).__name__}"))
+        size = memoryview(chunk).nbytes
+        if not size:
+            continue
+        if sent + size > declared:
+            raise BodyStreamFailed(
+                BadArgument(f"body stream yielded more than its Content-Length of {declared} bytes")
+            )
+        sent += size
+        if sent == declared:
+            last = chunk
+        else:
+            yield chunk
+    if declared is None:
+        yield LAST_CHUNK
+        return
+    if sent < declared:
+        raise BodyStreamFailed(
+            BadArgument(f"body stream ended after {sent} of its Content-Length of {declared} bytes")
+        )
+    if last:
+        yield last
+
+
+def _stream_pieces(stream: Iterable[Any]) -> Iterator[Any]:
+    """Yield what the caller's body iterable yields; wrap what it raises."""
+    iterator = iter(stream)
     while True:
         try:
             chunk = next(iterator)
         except StopIteration:
-            break
+            return
         except Exception as exc:
             raise BodyStreamFailed(exc) from exc
-        if prepared.chunked:
-            try:
-                data: bytes | bytearray | memoryview = chunk_frames(chunk)
-            except BadArgument as exc:
-                raise BodyStreamFailed(exc) from None
-        elif isinstance(chunk, (bytes, bytearray, memoryview)):
-            data = chunk
-        else:
-            raise BodyStreamFailed(BadArgument(f"body stream yielded a {type(chunk).__name__}"))
-        if data:
-            yield data
-    if prepared.chunked:
-        yield LAST_CHUNK
+        yield chunk
