@@ -47,6 +47,7 @@ from fusco_actor._inbox import (
     Inbox,
     StreamCall,
     WakeCommand,
+    fail_stopped,
 )
 from fusco_actor._retry import may_resend
 from fusco_actor._streaming import CLOSE, StreamChannel, StreamingResponse
@@ -102,6 +103,7 @@ class ClientActor(pykka.ThreadingActor):
         self._in_flight: deque[Call] = deque()  # written, response not yet read (in order)
         self._stream: StreamChannel | None = None  # the body being streamed, if any
         self._disconnecting = False
+        self._aborted: str | None = None  # why abort() failed everything held, once it has
         self._terminated = False
         self.crash_next = False
         self.finished = threading.Event()
@@ -177,7 +179,7 @@ class ClientActor(pykka.ThreadingActor):
                 for queue_ in (self._to_send, self._in_flight):
                     if call in queue_:
                         queue_.remove(call)
-                call.future.try_fail(ConnectionClosed("the request was interrupted"))
+                self._fail(call.future, ConnectionClosed("the request was interrupted"))
                 raise
             return True
         finally:
@@ -195,23 +197,64 @@ class ClientActor(pykka.ThreadingActor):
         if self._terminated:
             return
         self._terminated = True
-        self._turn.acquire()  # a caller may be running its request inline: let it finish
+        held: list[Command] = []
         try:
-            self._close()
-            if self._stream is not None:
-                self._stream.fail(ClientStopped("the client stopped while streaming the body"))
-            held: list[Command] = []
-            for command in (*self._in_flight, *self._to_send, self._current):
-                # The message in hand may also sit in a queue: hand each over once.
-                if isinstance(command, Command) and not any(command is h for h in held):
-                    held.append(command)
-            self._in_flight.clear()
-            self._to_send.clear()
-            held += self.actor_inbox.close()  # type: ignore[attr-defined]
+            with self._turn:  # a caller may be running its request inline: let it finish
+                self._close()
+                if self._stream is not None:
+                    self._stream.fail(ClientStopped("the client stopped while streaming the body"))
+                for command in (*self._in_flight, *self._to_send, self._current):
+                    # The message in hand may also sit in a queue: hand each over once.
+                    if isinstance(command, Command) and not any(command is h for h in held):
+                        held.append(command)
+                self._in_flight.clear()
+                self._to_send.clear()
+                held += self.actor_inbox.close()  # type: ignore[attr-defined]
+            # Outside the turn: the owner resolves futures, whose callbacks may call us.
             self._owner.on_exit(self.actor_ref, held, crashed, reason)
         finally:
-            self._turn.release()
             self.finished.set()
+
+    # -- resolving futures: never under the turn ----------------------------------
+    #
+    # A done-callback (or a blocked caller woken by it) may call this very client,
+    # e.g. the blocking ``fusco_actor.request`` serving inline. So every future is
+    # resolved with the turn lock released, at a point where the queues are
+    # consistent; the turn is taken again before serving goes on.
+
+    def _outside_turn(self, action: Callable[..., object], *args: Any) -> None:
+        self._turn.release()
+        try:
+            action(*args)
+        finally:
+            self._turn.acquire()
+
+    def _settle(self, future: ReplyFuture[Any], value: Any) -> None:
+        """Resolve ``future`` with ``value`` (turn held on entry and on return)."""
+        self._outside_turn(future.try_set, value)
+
+    def _fail(self, future: ReplyFuture[Any], error: BaseException) -> None:
+        """Fail ``future`` with ``error`` (turn held on entry and on return)."""
+        self._outside_turn(future.try_fail, error)
+
+    # -- abort: disconnect's timeout passed --------------------------------------
+
+    def abort(self, reason: str) -> None:
+        """Fail every request held with ``ClientStopped`` and shut the socket now (any thread).
+
+        Does not wait for the turn: a request blocked in a send or receive is
+        woken by the socket's shutdown and finds everything already failed.
+        """
+        self._aborted = reason
+        wire = self._wire
+        if wire is not None:
+            wire.conn.interrupt()
+        stream = self._stream
+        if stream is not None:
+            stream.fail(ClientStopped(reason))
+        for command in (*tuple(self._in_flight), *tuple(self._to_send), self._current):
+            if isinstance(command, Command):
+                fail_stopped(command, reason)
 
     def _check_crash(self) -> None:
         if self.crash_next:
@@ -232,6 +275,8 @@ class ClientActor(pykka.ThreadingActor):
             if self._in_flight or not wire.conn.is_dropped():
                 return wire
             self._close()
+        if self._aborted is not None:
+            raise ClientStopped(self._aborted)
         started = time.monotonic()
         try:
             conn = open_connection(self._destination, self._options, deadline)
@@ -257,16 +302,17 @@ class ClientActor(pykka.ThreadingActor):
         try:
             self._connect(command.future.deadline)
         except FuscoError as exc:
-            command.future.try_fail(exc)
+            self._fail(command.future, exc)
         else:
-            command.future.try_set(None)
+            self._settle(command.future, None)
 
     def _serve_disconnect(self, command: DisconnectCommand) -> None:
         self._disconnecting = True
         self._close()
-        for later in self.actor_inbox.close():  # type: ignore[attr-defined]
-            self._owner.on_rejected(later)
-        command.future.try_set(None)
+        later = self.actor_inbox.close()  # type: ignore[attr-defined]
+        for rejected in later:
+            self._outside_turn(self._owner.on_rejected, rejected)
+        self._settle(command.future, None)
         self.stop()
 
     # -- requests ---------------------------------------------------------------
@@ -277,7 +323,9 @@ class ClientActor(pykka.ThreadingActor):
             return False  # expired in the queue, or resolved by someone else
         deadline = call.deadline
         if deadline is not None and time.monotonic() >= deadline:
-            call.future.try_fail(RequestTimeout("request timed out while queued; it was not sent"))
+            self._fail(
+                call.future, RequestTimeout("request timed out while queued; it was not sent")
+            )
             return False
         if call.send_retry is None:
             call.send_retry = self._options.send_retry
@@ -312,6 +360,9 @@ class ClientActor(pykka.ThreadingActor):
         low_water = max(1, limit // 2)
         self._to_send.append(first)
         while self._to_send or self._in_flight:
+            if self._aborted is not None:
+                self._drop_held()
+                return
             if limit > 1:
                 self._admit_more(limit)
             if self._to_send and (not self._in_flight or len(self._to_send) >= low_water):
@@ -323,16 +374,33 @@ class ClientActor(pykka.ThreadingActor):
             if self._in_flight:
                 self._read_one()
 
+    def _drop_held(self) -> None:
+        """After an abort: close, and forget the calls held (abort failed them already)."""
+        self._close()
+        self._to_send.clear()
+        self._in_flight.clear()
+
     def _write(self) -> None:
         calls = self._to_send
         first = calls[0]
         self._check_crash()
+        deadline = first.deadline
+        if first.sends and deadline is not None and time.monotonic() >= deadline:
+            # A re-send whose deadline passed: fail it before any reconnect.
+            calls.popleft()
+            self._fail(
+                first.future,
+                RequestTimeout(
+                    f"request timed out before it could be sent again ({first.sends} sends)"
+                ),
+            )
+            return
         previous = self._wire
         try:
-            wire = self._connect(first.deadline)
+            wire = self._connect(deadline)
         except FuscoError as exc:
             calls.popleft()
-            first.future.try_fail(exc)
+            self._fail(first.future, exc)
             return
         reused = wire is previous
         batch = list(calls)
@@ -357,7 +425,7 @@ class ClientActor(pykka.ThreadingActor):
         except BodyStreamFailed as exc:
             self._in_flight.remove(first)
             self._close()
-            first.future.try_fail(exc.original)
+            self._fail(first.future, exc.original)
         except FuscoError as exc:
             self._in_flight.remove(first)
             self._lose_connection(False, exc, first)
@@ -382,13 +450,13 @@ class ClientActor(pykka.ThreadingActor):
         response, keep = wire.read_response(call, early_head)
         self._check_crash()  # a crash here leaves the call in flight, for the supervisor
         self._in_flight.remove(call)
-        call.future.try_set(response)
         if not keep:
             # RFC 9112 §9.6: a server that answers "close" processes no further request
             # on the connection, so those pipelined behind it were never seen.
             for unseen in self._in_flight:
                 unseen.sends -= 1
             self._lose_connection(False)
+        self._settle(call.future, response)
 
     def _lose_connection(
         self, send_failed: bool, error: FuscoError | None = None, failed: Call | None = None
@@ -400,8 +468,9 @@ class ClientActor(pykka.ThreadingActor):
         written; otherwise it fails with ``ConnectionClosed``.
         """
         self._close()
+        failures: list[tuple[Call, FuscoError]] = []
         if failed is not None and error is not None:
-            failed.future.try_fail(error)
+            failures.append((failed, error))
         again: list[Call] = []
         for call in self._in_flight:
             prepared = call.prepared
@@ -416,14 +485,15 @@ class ClientActor(pykka.ThreadingActor):
                 call.mark = None
                 again.append(call)
             else:
-                call.future.try_fail(
-                    ConnectionClosed(
-                        f"connection to {self._destination.origin} closed before any byte of the "
-                        f"response ({call.sends} send(s), send_retry={call.send_retry})"
-                    )
+                closed = ConnectionClosed(
+                    f"connection to {self._destination.origin} closed before any byte of the "
+                    f"response ({call.sends} send(s), send_retry={call.send_retry})"
                 )
+                failures.append((call, closed))
         self._in_flight.clear()
         self._to_send.extendleft(reversed(again))
+        for call, exc in failures:
+            self._fail(call.future, exc)
 
     def _stream_body(self, wire: Wire, call: StreamCall, early_head: ResponseHead | None) -> None:
         """Resolve ``call`` with a StreamingResponse, then serve its body piece by piece."""
@@ -432,8 +502,9 @@ class ClientActor(pykka.ThreadingActor):
         self._in_flight.remove(call)
         wire.origin.store_cookies(call, head)
         channel = self._stream = StreamChannel()
-        call.future.try_set(
-            StreamingResponse(head.status, head.reason, head.version, head.headers, channel)
+        self._settle(
+            call.future,
+            StreamingResponse(head.status, head.reason, head.version, head.headers, channel),
         )
         keep = head.keep_alive and not call.prepared.close and early_head is None
         body = wire.iter_body(call.deadline)

@@ -15,6 +15,7 @@ on the wire is finished (or timed out) by the actor alone.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sys
 import threading
@@ -27,6 +28,8 @@ import pykka
 from fusco_actor._exceptions import RequestTimeout
 
 __all__ = ["ReplyFuture"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -89,8 +92,19 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             signal.release()
         if callbacks:
             for callback in callbacks:
-                callback(self)
+                self._run_callback(callback)
         return True
+
+    def _run_callback(self, callback: Callable[[ReplyFuture[T]], None]) -> None:
+        """Run one done-callback; what it raises is logged and skipped.
+
+        The callback runs in whichever thread resolved the future (often a
+        client actor's): a failing callback must never crash that actor.
+        """
+        try:
+            callback(self)
+        except Exception:
+            logger.exception("done-callback %r of a fusco_actor future raised; ignored", callback)
 
     def try_set(self, value: Any) -> bool:
         """Set the value unless already resolved; return whether it was set."""
@@ -130,7 +144,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                 else:
                     self._callbacks.append(callback)
                 return
-        callback(self)
+        self._run_callback(callback)
 
     # -- waiting (caller side) ----------------------------------------------
 
@@ -204,7 +218,10 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         waiter: asyncio.Future[None] = loop.create_future()
 
         def wake(_: ReplyFuture[T]) -> None:
-            loop.call_soon_threadsafe(_set_once, waiter)
+            try:
+                loop.call_soon_threadsafe(_set_once, waiter)
+            except RuntimeError:  # the awaiting loop has closed: nobody is left to wake
+                logger.debug("arequest resolved after its event loop closed; reply dropped")
 
         self.add_done_callback(wake)
         if self.deadline is not None and not self._done:

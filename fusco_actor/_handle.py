@@ -16,9 +16,16 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from fusco_actor._client import ClientActor
-from fusco_actor._exceptions import ClientStopped
 from fusco_actor._future import ReplyFuture
-from fusco_actor._inbox import Call, Command, ConnectCommand, DisconnectCommand, StreamCall
+from fusco_actor._inbox import (
+    Call,
+    Command,
+    ConnectCommand,
+    DisconnectCommand,
+    StreamCall,
+    fail_stopped,
+)
+from fusco_actor._transport import remaining
 from fusco_actor.messages import Request, check_timeout
 
 if TYPE_CHECKING:
@@ -122,13 +129,16 @@ class Client(AsyncRequests):
         and sent to the next one; once the client stopped for good it fails.
         """
         with self._lock:
-            if self._state == STOPPED:
-                fail_stopped(command)
-                return
-            if self._state == RESTARTING or self._ref.actor_inbox.closed:  # type: ignore[attr-defined]
+            stopped = self._state == STOPPED
+            if not stopped and (
+                self._state == RESTARTING or self._ref.actor_inbox.closed  # type: ignore[attr-defined]
+            ):
                 self._parked.append(command)
                 return
-        self._submit(command)
+        if stopped:
+            fail_stopped(command)  # never under our lock: it may run done-callbacks
+        else:
+            self._submit(command)
 
     def on_exit(
         self,
@@ -178,17 +188,30 @@ class Client(AsyncRequests):
         for command in commands:
             fail_stopped(command, message)
 
-    def shutdown(self, timeout: float | None = None) -> None:
-        """Stop for good now: queued requests fail with ``ClientStopped``; one in flight ends."""
+    def begin_shutdown(self, message: str = "the client has stopped") -> None:
+        """Stop for good: queued requests fail with ``ClientStopped``; one in flight ends.
+
+        Does not wait: see :meth:`wait_stopped` and :meth:`abort`.
+        """
         with self._lock:
             self._state = STOPPED
-            actor = self._actor
             ref = self._ref
-        for command in ref.actor_inbox.close():  # type: ignore[attr-defined]
-            fail_stopped(command)
+            parked, self._parked = self._parked, []
+        for command in parked + ref.actor_inbox.close():  # type: ignore[attr-defined]
+            fail_stopped(command, message)
         ref.stop(block=False)
+
+    def wait_stopped(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds (None = no limit) for the actor to end; True if it did."""
+        actor = self._actor
+        return actor is None or actor.finished.wait(timeout)
+
+    def abort(self, message: str) -> None:
+        """Stop for good at once: close the socket, fail everything held with ``ClientStopped``."""
+        self.begin_shutdown(message)
+        actor = self._actor
         if actor is not None:
-            actor.finished.wait(timeout)
+            actor.abort(message)
 
     # -- the messaging API ------------------------------------------------------
 
@@ -289,18 +312,26 @@ class Client(AsyncRequests):
         """Serve what is queued, close the connection and stop (fusco's ``stop``).
 
         Returns once the actor has stopped; requests sent afterwards fail with
-        ``ClientStopped``.
+        ``ClientStopped``. When ``timeout`` passes first it aborts: the socket
+        is closed, every request still held fails with ``ClientStopped``, and
+        it returns within the timeout.
 
         Args:
             timeout: seconds to wait for the queued requests and the stop;
                 None = no limit.
+
+        Raises:
+            BadArgument: ``timeout`` is not a non-negative number or None.
         """
+        seconds = check_timeout(timeout)
+        deadline = None if seconds is None else time.monotonic() + seconds
         command = DisconnectCommand(ReplyFuture())
         self._submit(command)
-        command.future.get(timeout=timeout)
-        actor = self._actor
-        if actor is not None:
-            actor.finished.wait(timeout)
+        try:
+            command.future.get(timeout=remaining(deadline))
+        except pykka.Timeout:
+            self.abort(f"the client was disconnected: its {seconds} s timeout passed")
+        self.wait_stopped(remaining(deadline))
 
     def __enter__(self) -> Client:
         """Return the client; it is disconnected on exit."""
@@ -318,11 +349,3 @@ class Client(AsyncRequests):
     def __repr__(self) -> str:
         """Show the origin and the current incarnation."""
         return f"<Client {self.destination.origin} {self._ref}>"
-
-
-def fail_stopped(command: Command, message: str = "the client has stopped") -> None:
-    """Resolve a command that can no longer be served."""
-    if isinstance(command, DisconnectCommand):
-        command.future.try_set(None)
-    else:
-        command.future.try_fail(ClientStopped(message))

@@ -34,6 +34,7 @@ __all__ = [
     "Inbox",
     "StreamCall",
     "WakeCommand",
+    "fail_stopped",
 ]
 
 
@@ -196,5 +197,13 @@ class Inbox:
         return commands
 
 
+def fail_stopped(command: Command, message: str = "the client has stopped") -> None:
+    """Resolve a command that can no longer be served: ``ClientStopped`` (a disconnect succeeds)."""
+    if isinstance(command, DisconnectCommand):
+        command.future.try_set(None)
+    else:
+        command.future.try_fail(ClientStopped(message))
+
+
 def _reject_unowned(command: Command) -> None:
-    command.future.try_fail(ClientStopped("the client has stopped"))
+    fail_stopped(command)

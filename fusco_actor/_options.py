@@ -73,6 +73,7 @@ class ClientOptions:
     use_cookies: bool = False
     on_connect: Callable[[Any], Any] | None = None
     max_head_size: int = DEFAULT_MAX_HEAD_SIZE
+    max_body_size: int | None = None
     pipeline: int = 1
 
 
@@ -158,6 +159,10 @@ def _int_option(name: str, value: Any, minimum: int) -> int:
     return value
 
 
+def _optional_int_option(name: str, value: Any, minimum: int) -> int | None:
+    return None if value is None else _int_option(name, value, minimum)
+
+
 def _ssl_option(name: str, value: Any) -> ssl.SSLContext | None:
     if value is not None and not isinstance(value, ssl.SSLContext):
         raise BadOption(f"{name}: {value!r} is not an ssl.SSLContext")
@@ -212,7 +217,8 @@ def parse_options(options: Mapping[str, Any]) -> ClientOptions:
     """
     known = {
         "connect_timeout", "connect_options", "ssl_context", "send_retry", "proxy",
-        "proxy_ssl_context", "use_cookies", "on_connect", "max_head_size", "pipeline",
+        "proxy_ssl_context", "use_cookies", "on_connect", "max_head_size",
+        "max_body_size", "pipeline",
     }  # fmt: skip
     unknown = set(options) - known
     if unknown:
@@ -235,6 +241,7 @@ def parse_options(options: Mapping[str, Any]) -> ClientOptions:
         max_head_size=_int_option(
             "max_head_size", options.get("max_head_size", DEFAULT_MAX_HEAD_SIZE), 1024
         ),
+        max_body_size=_optional_int_option("max_body_size", options.get("max_body_size"), 0),
         pipeline=_int_option("pipeline", options.get("pipeline", 1), 1),
         **conn,
     )

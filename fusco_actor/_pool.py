@@ -18,6 +18,7 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fusco_actor._exceptions import BadArgument, BadOption, ClientStopped, PoolTimeout
@@ -81,6 +82,7 @@ class Pool(AsyncRequests):
         self._clients: dict[int, Client] = {}
         self._free: list[Client] = []
         self._waiters: deque[_Waiter] = deque()
+        self._outbox: list[tuple[Call, Client]] = []  # assigned under the lock, sent after it
         self._stopped = False
         self.supervisor = Supervisor.start(on_child_gone=self._client_gone)
 
@@ -175,8 +177,9 @@ class Pool(AsyncRequests):
             if client.is_stopped:
                 self._clients.pop(id(client), None)
                 self._replace_for_waiters()
-                return
-            self._hand_over(client)
+            else:
+                self._hand_over(client)
+        self._send_outbox()
 
     def _hand_over(self, client: Client) -> None:
         """Give ``client`` to the oldest live waiter, or put it back (pool lock held)."""
@@ -197,26 +200,47 @@ class Pool(AsyncRequests):
         self._dispatch(waiter.call, client)
 
     def _dispatch(self, call: Call, client: Client) -> None:
+        """Count ``call`` on ``client`` now; it is sent by :meth:`_send_outbox` (pool lock held)."""
         key = id(client)
         self._load[key] = self._load.get(key, 0) + 1
-        call.future.add_done_callback(lambda _: self._release(client))
-        client._submit(call)
+        self._outbox.append((call, client))
+
+    def _send_outbox(self) -> None:
+        """Send the requests assigned under the lock, with the lock released.
+
+        Sending may resolve a future at once (a stopped client), and its
+        done-callbacks must never run under a lock of ours.
+        """
+        while True:
+            with self._lock:
+                if not self._outbox:
+                    return
+                batch, self._outbox = self._outbox, []
+            for call, client in batch:
+                call.future.add_done_callback(partial(self._on_done, client))
+                client._submit(call)
+
+    def _on_done(self, client: Client, _: object) -> None:
+        self._release(client)
 
     def _release(self, client: Client) -> None:
         """Count a pool request of ``client`` as done; free the client at zero (any thread)."""
         with self._lock:
             key = id(client)
             load = self._load.get(key, 1) - 1
-            if load > 0:
+            if load <= 0:
+                self._load.pop(key, None)
+            else:
                 self._load[key] = load
                 while self._waiters and self._waiters[0].call is not None:
                     waiter = self._waiters.popleft()  # a pipelined slot freed
                     if not waiter.abandoned:
                         self._assign(waiter, client)
                         break
-                return
-            self._load.pop(key, None)
-        self.free_client(client)
+        if load <= 0:
+            self.free_client(client)
+        else:
+            self._send_outbox()
 
     def _client_gone(self, client: Client) -> None:
         """Drop a client stopped for good; start another for a waiter (supervisor thread)."""
@@ -227,6 +251,7 @@ class Pool(AsyncRequests):
             with contextlib.suppress(ValueError):
                 self._free.remove(client)
             self._replace_for_waiters()
+        self._send_outbox()
 
     def _replace_for_waiters(self) -> None:
         while self._waiters and self._waiters[0].abandoned:
@@ -272,11 +297,12 @@ class Pool(AsyncRequests):
         try:
             with self._lock:
                 client = self._take(_Waiter(call))
+                if client is not None:
+                    self._dispatch(call, client)
         except ClientStopped as exc:
             call.future.try_fail(exc)
             return call.future
-        if client is not None:
-            self._dispatch(call, client)
+        self._send_outbox()
         return call.future
 
     def stop(self, timeout: float | None = 10.0) -> None:

@@ -22,6 +22,7 @@ A crash is any stop neither ``disconnect`` nor the supervisor asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from fusco_actor._handle import Client
 from fusco_actor._inbox import Call, Command, Inbox
 from fusco_actor._options import parse_destination, parse_options
 from fusco_actor._retry import may_resend
+from fusco_actor._transport import remaining
+from fusco_actor.messages import check_timeout
 
 __all__ = ["RestartIntensity", "Supervisor", "SupervisorActor", "split_held"]
 
@@ -220,12 +223,11 @@ class SupervisorActor(pykka.ThreadingActor):
         if self._children.pop(id(client), None) is not None and self._on_child_gone is not None:
             self._on_child_gone(client)
 
-    def stop_children(self, timeout: float | None) -> None:
-        """Stop every child for good; their queued requests fail with ClientStopped."""
+    def take_children(self) -> list[Client]:
+        """Stop supervising every child and return them (the caller stops them)."""
         children = list(self._children.values())
         self._children.clear()
-        for child in children:
-            child.shutdown(timeout)
+        return children
 
 
 class Supervisor:
@@ -302,12 +304,32 @@ class Supervisor:
             return 0
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop every child (queued requests fail with ``ClientStopped``), then the supervisor."""
+        """Stop every child in parallel, then the supervisor; return within ``timeout``.
+
+        Queued requests fail with ``ClientStopped`` at once; requests in
+        flight may finish until ``timeout`` (seconds; None = no limit) passes,
+        then each child still running is aborted: its socket is closed and
+        what it held fails with ``ClientStopped``.
+
+        Raises:
+            BadArgument: ``timeout`` is not a non-negative number or None.
+        """
+        seconds = check_timeout(timeout)
+        deadline = None if seconds is None else time.monotonic() + seconds
         try:
-            self._proxy.stop_children(timeout).get()
+            children: list[Client] = self._proxy.take_children().get(timeout=remaining(deadline))
         except pykka.ActorDeadError:
             return
-        self.actor_ref.stop()
+        except pykka.Timeout:  # the supervisor is busy: its children are stopped without it
+            children = []
+        message = "the client's supervisor has stopped"
+        for child in children:
+            child.begin_shutdown(message)
+        for child in children:
+            if not child.wait_stopped(remaining(deadline)):
+                child.abort(f"{message}: its {seconds} s stop timeout passed")
+        with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
+            self.actor_ref.stop(block=True, timeout=remaining(deadline))
 
     # -- reports from children (their threads) ----------------------------------
 

@@ -66,6 +66,25 @@ def remaining(deadline: float | None) -> float | None:
     return max(0.0, deadline - time.monotonic())
 
 
+def socket_timeout(deadline: float | None) -> float | None:
+    """Return a socket timeout for ``deadline``: positive seconds, or None for no limit.
+
+    A zero timeout would put the socket in non-blocking mode, where a spent
+    deadline surfaces as ``BlockingIOError`` or ``SSLWantReadError`` (a
+    ``ConnectError`` or ``TLSError``), so a spent deadline is raised here,
+    before any socket call.
+
+    Raises:
+        TimeoutError: the deadline has passed (``map_errors`` names the timeout).
+    """
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the deadline passed")
+    return left
+
+
 @contextlib.contextmanager
 def map_errors(
     timeout_error: type[FuscoError], what: str, closed_error: type[FuscoError] = ConnectionClosed
@@ -136,7 +155,9 @@ class Connection:
                 self.sock.settimeout(None)
                 self._timeout = None
             return
-        timeout = max(0.0, deadline - time.monotonic())
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            raise RequestTimeout("timed out")
         self.sock.settimeout(timeout)
         self._timeout = timeout
 
@@ -250,6 +271,13 @@ class Connection:
                 sock.settimeout(previous)
         return True
 
+    def interrupt(self) -> None:
+        """Shut the socket down from any thread: a send or receive blocked on it returns now."""
+        with contextlib.suppress(OSError):
+            # The plain socket's shutdown, even under TLS: the SSL object is left alone
+            # for the thread that may be inside it.
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+
     def close(self) -> None:
         """Close the socket; never raises."""
         with contextlib.suppress(OSError):
@@ -297,7 +325,7 @@ def _tcp_connect(
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if options.source_address is not None:
                 sock.bind(options.source_address)
-            sock.settimeout(remaining(deadline))
+            sock.settimeout(socket_timeout(deadline))
             sock.connect(addr)
         except TimeoutError:
             sock.close()
@@ -327,7 +355,7 @@ def _tunnel(
         secret = f"{proxy.username}:{proxy.password or ''}".encode()
         lines.append(b"Proxy-Authorization: Basic %s\r\n" % base64.b64encode(secret))
     lines.append(b"\r\n")
-    sock.settimeout(remaining(deadline))
+    sock.settimeout(socket_timeout(deadline))
     try:
         sock.sendall(b"".join(lines))
     except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
@@ -337,7 +365,7 @@ def _tunnel(
     while True:
         event = parser.next_event()
         if event is NEED_DATA:
-            sock.settimeout(remaining(deadline))
+            sock.settimeout(socket_timeout(deadline))
             try:
                 data = sock.recv(65_536)
             except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
@@ -388,24 +416,30 @@ def open_connection(
         what = f"connect to {destination.origin}"
     with map_errors(timeout_error, what, ConnectError):
         sock = _tcp_connect(target_host, target_port, options, connect_deadline, what)
-        try:
+    try:
+        with map_errors(timeout_error, what, ConnectError):
             address = sock.getpeername()
             tunnelled = False
             if proxy is not None and destination.is_ssl:
                 _tunnel(sock, destination, options, connect_deadline)
                 tunnelled = True
-            if destination.is_ssl:
+        if destination.is_ssl:
+            # A certificate or handshake failure is the origin's, even through a tunnel.
+            tls_what = f"TLS with {destination.origin}"
+            if proxy is not None:
+                tls_what += f" (through proxy {proxy.host}:{proxy.port})"
+            with map_errors(timeout_error, tls_what, ConnectError):
                 context = (options.proxy_ssl_context if tunnelled else None) or options.ssl_context
                 if context is None:
                     context = default_ssl_context()
                 sock = context.wrap_socket(
                     sock, server_hostname=destination.host, do_handshake_on_connect=False
                 )
-                sock.settimeout(remaining(connect_deadline))
+                sock.settimeout(socket_timeout(connect_deadline))
                 sock.do_handshake()
-        except BaseException:
-            sock.close()
-            raise
+    except BaseException:
+        sock.close()
+        raise
     return Connection(sock, address, tunnelled)
 
 

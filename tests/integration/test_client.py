@@ -19,6 +19,7 @@ import pytest
 
 import fusco_actor
 from fusco_actor.messages import Request
+from tests.helpers import wait_for
 from tests.socketserver import (
     LONG_TIMEOUT,
     SHORT_TIMEOUT,
@@ -732,11 +733,15 @@ def test_disconnect_serves_queued_requests_then_later_requests_fail_with_client_
     with SocketServerThread(handler) as server:
         client = fusco_actor.start(server.url)
         queued = [client.request(f"/{i}", timeout=LONG_TIMEOUT) for i in range(3)]
-        with contextlib.suppress(pykka.Timeout):
-            client.disconnect(timeout=0)  # queue the disconnect; do not wait for it yet
+        # Queue the disconnect behind them (from another thread: it blocks until served).
+        stopper = threading.Thread(target=client.disconnect, args=(LONG_TIMEOUT,), daemon=True)
+        stopper.start()
+        assert wait_for(lambda: client.actor_ref.actor_inbox.queued == 4)  # type: ignore[attr-defined]
         after = client.request("/late", timeout=LONG_TIMEOUT)
         release.set()
-        client.disconnect(timeout=LONG_TIMEOUT)  # now wait for the stop
+        stopper.join(LONG_TIMEOUT)
+        assert not stopper.is_alive()
+        client.disconnect(timeout=LONG_TIMEOUT)  # already stopped: returns at once
         assert not client.actor_ref.is_alive()
         assert [f.get(timeout=SHORT_TIMEOUT).body for f in queued] == [b"0", b"1", b"2"]
         with pytest.raises(fusco_actor.ClientStopped):
