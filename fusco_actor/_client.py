@@ -284,8 +284,12 @@ class ClientActor(pykka.ThreadingActor):
             self._notify(ConnectInfo(False, exc, time.monotonic() - started, None))
             raise
         self._notify(ConnectInfo(True, None, time.monotonic() - started, conn.address))
-        self._wire = Wire(conn, self._origin, self._options.max_head_size)
-        return self._wire
+        self._wire = wire = Wire(conn, self._origin, self._options.max_head_size)
+        # Set the wire, then look: abort() sets the flag, then looks for the wire.
+        if self._aborted is not None:
+            self._close()
+            raise ClientStopped(self._aborted)
+        return wire
 
     def _notify(self, info: ConnectInfo) -> None:
         callback: Callable[[ConnectInfo], Any] | None = self._options.on_connect
@@ -375,10 +379,13 @@ class ClientActor(pykka.ThreadingActor):
                 self._read_one()
 
     def _drop_held(self) -> None:
-        """After an abort: close, and forget the calls held (abort failed them already)."""
+        """After an abort: close, and fail every call held (those abort() did not see)."""
         self._close()
+        held = [*self._in_flight, *self._to_send]
         self._to_send.clear()
         self._in_flight.clear()
+        for call in held:
+            self._fail(call.future, ClientStopped(self._aborted or "the client was aborted"))
 
     def _write(self) -> None:
         calls = self._to_send

@@ -424,3 +424,18 @@ def test_http_origin_requests_use_absolute_form_on_the_wire(credentials: str | N
             assert b"\r\nProxy-Authorization: " + BASIC + b"\r\n" in head
         else:
             assert b"proxy-authorization" not in head.lower()
+
+
+@integration
+def test_a_bad_certificate_through_the_tunnel_names_the_origin_not_the_proxy(
+    open_proxy: ProxyPyServer, wrong_name_tls_server: UvicornServer, certs: Certificates
+) -> None:
+    client = fusco_actor.start(
+        wrong_name_tls_server.url, proxy=open_proxy.url(), ssl_context=certs.client_context()
+    )
+    with pytest.raises(TLSError) as caught:
+        fetch(client)
+    message = str(caught.value)
+    assert f"TLS with {wrong_name_tls_server.url}" in message
+    assert "certificate verify failed" in message
+    assert not message.startswith("connect to proxy")

@@ -19,6 +19,8 @@ import pytest
 
 import fusco_actor
 from fusco_actor import ConnectError, ConnectInfo, ConnectTimeout, RequestTimeout, TLSError
+from fusco_actor._options import parse_destination, parse_options
+from fusco_actor._transport import open_connection
 from tests.integration.realservers import (
     LONG_TIMEOUT,
     SHORT_TIMEOUT,
@@ -362,3 +364,19 @@ def test_tls_sockets_are_what_the_client_holds(
     assert cert is not None
     assert ("IP Address", "127.0.0.1") in cert["subjectAltName"]
     assert json.loads(fetch(client).body)["scheme"] == "https"
+
+
+@integration
+def test_a_tls_read_past_its_deadline_is_a_request_timeout(
+    tls_server: UvicornServer, certs: Certificates
+) -> None:
+    options = parse_options({"ssl_context": certs.client_context()})
+    conn = open_connection(parse_destination(tls_server.url), options, None)
+    try:
+        for _ in range(5):  # today it raised TLSError one time in five; now never
+            with pytest.raises(RequestTimeout):
+                conn.recv(time.monotonic() - 0.001)
+            with pytest.raises(RequestTimeout):
+                conn.send_all(b"GET / HTTP/1.1\r\n", time.monotonic() - 0.001)
+    finally:
+        conn.close()
