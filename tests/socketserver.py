@@ -62,7 +62,7 @@ Handler = Callable[[socket.socket, "SocketServerThread"], Any]
 
 
 def wait_readable(sock: socket.socket, timeout: float) -> bool:
-    """Return whether ``sock`` becomes readable within ``timeout`` seconds (any descriptor number)."""
+    """Return whether ``sock`` becomes readable within ``timeout`` seconds (any fd number)."""
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(timeout * 1000))

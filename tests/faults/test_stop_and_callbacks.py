@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import fusco_actor
+import fusco_actor._client as client_module
 from fusco_actor import ClientStopped, RequestTimeout
 from tests.helpers import outcome, wait_for
 from tests.socketserver import (
@@ -228,8 +229,6 @@ def test_a_resend_whose_deadline_passed_fails_without_reconnecting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The stale keep-alive case with the deadline spent when the close is seen."""
-    import fusco_actor._client as client_module
-
     skew = [0.0]
 
     class SkewedTime:

@@ -7,7 +7,6 @@ server read and on which side closed each connection.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
