@@ -4,8 +4,11 @@ A thin layer over the public API (:func:`fusco_actor.start`,
 :meth:`fusco_actor.Client.request`, :class:`fusco_actor.Pool` and the errors);
 the load generator lives in :mod:`fusco_actor._bench`. Exit status: 0 when the
 command did its job (``get`` received a response, whatever its status; ``bench``
-printed its report), 1 with a one-line ``fusco: ErrorClass: message`` on stderr
-otherwise, 2 for a usage error, 130 when ``get`` is interrupted.
+got a response, whatever its status, to every request it sent), 1 with a
+one-line ``fusco: ...`` on stderr otherwise (``bench`` still prints its report
+when some requests failed), 2 for a usage error, 130 when interrupted by SIGINT
+and 143 by SIGTERM (``bench`` still prints the report of what it measured and
+stops its embedded server).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import ssl
 import sys
 import threading
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import fusco_actor
-from fusco_actor._bench import LoadGenerator, format_report, summarize
+from fusco_actor._bench import LoadGenerator, format_report, raise_signal_interrupt, summarize
 from fusco_actor._server import ServerProcess
 from fusco_actor.messages import Request
 
@@ -268,6 +272,35 @@ def _lanes(pool: fusco_actor.Pool, connections: int, pipeline: int, timeout: flo
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    """Run ``fusco bench`` with SIGTERM handled like SIGINT; return the exit status.
+
+    Outside the measurement (while the embedded server or the pool starts or
+    stops) SIGTERM raises :class:`~fusco_actor._bench.SignalInterrupt`, so
+    that the ``finally`` clauses stop them; during it the load generator stops
+    and the report is printed.
+
+    Returns:
+        0 when every request sent got a response, 1 when some failed or were
+        unfinished, 128 + the signal's number when a signal stopped the run.
+
+    Raises:
+        SignalInterrupt: SIGTERM arrived outside the measurement.
+        KeyboardInterrupt: SIGINT arrived outside the measurement.
+    """
+    restore: Any = None
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    ):
+        restore = signal.signal(signal.SIGTERM, raise_signal_interrupt)
+    try:
+        return _bench(args)
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
+
+
+def _bench(args: argparse.Namespace) -> int:
     server = None
     try:
         if args.url is None:
@@ -316,6 +349,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(report), flush=True)
     else:
         print(format_report(report), flush=True)
+    if generator.signal is not None:
+        return 128 + generator.signal
+    failed = report["error_count"] + report["unfinished"]
+    if failed:
+        sent = report["requests"] + report["unfinished"]
+        print(f"{PROG}: {failed} of {sent} requests failed", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
@@ -329,8 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments after the program name; None = ``sys.argv[1:]``.
 
     Returns:
-        0 on success, 1 when the request or setup failed (one line on stderr),
-        2 for a usage error, 130 when interrupted.
+        0 on success, 1 when the request or setup failed (one line on stderr)
+        or some of ``bench``'s requests failed, 2 for a usage error, 130 when
+        interrupted by SIGINT, 143 when ``bench`` is stopped by SIGTERM.
 
     Example:
         >>> main(["get", "-i", "http://127.0.0.1:8080/"])  # doctest: +SKIP
@@ -349,9 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_error_line(cause), file=sys.stderr)
     except fusco_actor.FuscoError as exc:
         print(_error_line(exc), file=sys.stderr)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM during `bench` (a SignalInterrupt)
+        signum: int = getattr(exc, "signum", signal.SIGINT)
+        print(
+            f"{PROG}: {'terminated' if signum == signal.SIGTERM else 'interrupted'}",
+            file=sys.stderr,
+        )
+        return 128 + signum
     except BrokenPipeError:
         # The reader went away (`fusco get URL | head`): not an error worth a traceback.
         with contextlib.suppress(OSError):

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 import pytest
 
@@ -21,7 +23,8 @@ from fusco_actor.cli import main
 
 RUN_TIMEOUT = 30.0  # seconds for one CLI run
 STARTUP_TIMEOUT = 15.0  # seconds for `bench` to announce itself
-SIGINT_EXIT_TIMEOUT = 5.0  # seconds `bench` may take to report after Ctrl-C
+SIGINT_EXIT_TIMEOUT = 5.0  # seconds `bench` may take to report after Ctrl-C (or SIGTERM)
+ORPHAN_EXIT_TIMEOUT = 10.0  # seconds the embedded server may outlive a killed `bench`
 
 
 def fusco(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -41,11 +44,120 @@ def stderr_line(proc: subprocess.CompletedProcess[bytes]) -> str:
 
 
 @pytest.fixture
-def unreachable_url() -> str:
+def unreachable_port() -> int:
+    """A loopback port that was free a moment ago: connecting to it is refused."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def unreachable_url(unreachable_port: int) -> str:
+    return f"http://127.0.0.1:{unreachable_port}/"
+
+
+# -- processes (Linux /proc) ---------------------------------------------------------
+
+
+def process_gone(pid: int) -> bool:
+    """True when `pid` no longer runs: no such process, or a zombie awaiting its reaper."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(b")")[2].split()[0] == b"Z"
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Poll until `pid` is gone or `timeout` seconds passed; return whether it is gone."""
+    deadline = time.monotonic() + timeout
+    while not process_gone(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)  # polling a condition with a deadline, not a synchronisation
+    return True
+
+
+def server_children(parent: int) -> list[int]:
+    """The pids of the embedded-server processes whose parent is `parent`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as file:
+                ppid = int(file.read().rpartition(b")")[2].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                cmdline = file.read().split(b"\0")
+        except (OSError, ValueError, IndexError):  # it ended while we looked
+            continue
+        if ppid == parent and b"fusco_actor._server" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+
+
+class BenchRun:
+    """`python -m fusco_actor bench ARGS` in the background, its stderr read by a thread."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fusco_actor", "bench", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.reader.start()
+        self.server_pid = 0
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in iter(self.proc.stderr.readline, b""):
+            self.lines.put(line)
+
+    def wait_announcement(self) -> str:
+        """Return the announcement line, once `bench` printed it (the server is up)."""
+        return self.lines.get(timeout=STARTUP_TIMEOUT).decode()
+
+    def find_server(self) -> int:
+        """Return the pid of the one embedded-server child (call after the announcement)."""
+        children = server_children(self.proc.pid)
+        assert len(children) == 1, children
+        self.server_pid = children[0]
+        return self.server_pid
+
+    def finish(self, timeout: float) -> tuple[int, str]:
+        """Wait up to `timeout` s for the exit; return the exit status and stdout."""
+        returncode = self.proc.wait(timeout=timeout)
+        assert self.proc.stdout is not None
+        return returncode, self.proc.stdout.read().decode()
+
+    def close(self) -> None:
+        """Kill whatever is left (bench, its server) and close the pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.server_pid:
+            with suppress(ProcessLookupError):
+                os.kill(self.server_pid, signal.SIGKILL)
+        self.reader.join(RUN_TIMEOUT)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@contextmanager
+def bench_run(*args: str) -> Iterator[BenchRun]:
+    run = BenchRun(*args)
+    try:
+        yield run
+    finally:
+        run.close()
 
 
 # -- fusco get -----------------------------------------------------------------------
@@ -160,9 +272,14 @@ def test_get_missing_ca_file_fails_with_one_line() -> None:
 def check_report(report: dict, requests: int) -> None:
     assert report["requests"] == requests
     assert report["responses"] == requests
-    assert report["errors"] == {}
+    assert report["error_count"] == 0
+    assert report["errors"] == []
+    assert report["error_kinds"] == 0
+    assert report["unfinished"] == 0
+    assert report["success_rate"] == 1.0
     assert report["status"] == {"200": requests}
     assert report["interrupted"] is False
+    assert report["signal"] is None
     lat = report["latency"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
     assert report["requests_per_sec"] > 0
@@ -252,50 +369,125 @@ def test_bench_draws_a_progress_line_when_stderr_is_a_tty() -> None:
     assert b"Requests/s:" in proc.stdout
 
 
-def test_bench_counts_errors_by_kind(unreachable_url: str) -> None:
-    proc = fusco("bench", unreachable_url, "-n", "20", "-c", "2", "--json")
-    assert proc.returncode == 0, proc.stderr
+class _AnyMessage:
+    """Equal to any non-empty string."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+    def __repr__(self) -> str:
+        return "<any non-empty message>"
+
+
+ANY_MESSAGE = _AnyMessage()
+
+
+def test_bench_with_failed_requests_exits_one_and_reports_each_error_with_its_message(
+    unreachable_port: int,
+) -> None:
+    url = f"http://127.0.0.1:{unreachable_port}/"
+    proc = fusco("bench", url, "-n", "20", "-c", "2", "--json")
+    assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["requests"] == 20
-    assert report["responses"] == 0
-    assert report["errors"] == {"ConnectError": 20}
+    assert (report["requests"], report["responses"], report["error_count"]) == (20, 0, 20)
+    assert report["errors"] == [{"type": "ConnectError", "message": ANY_MESSAGE, "count": 20}]
+    assert f"127.0.0.1:{unreachable_port}" in report["errors"][0]["message"]
+    assert report["error_kinds"] == 1
+    assert report["success_rate"] == 0.0
+    # Errors are not responses: no rate of them, and no latency to speak of.
+    assert report["requests_per_sec"] == 0.0
+    assert report["latency"] == dict.fromkeys(("min", "mean", "p50", "p90", "p99", "p99.9", "max"))
+    assert proc.stderr.decode().splitlines()[-1] == "fusco: 20 of 20 requests failed"
 
 
-def test_bench_stops_on_sigint_and_still_reports() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fusco_actor", "bench", "-d", "30", "-c", "4"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    lines: queue.Queue[bytes] = queue.Queue()
+def test_bench_text_report_of_failed_requests(unreachable_port: int) -> None:
+    url = f"http://127.0.0.1:{unreachable_port}/"
+    proc = fusco("bench", url, "-n", "20", "-c", "2")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.decode().splitlines()
+    assert "Requests:     20 (0 responses, 20 errors)" in lines
+    assert "Requests/s:   0.0 (responses)" in lines
+    assert "Latency:      n/a (no responses)" in lines
+    assert "Success:      0.0% of requests sent got a response" in lines
+    errors = lines.index("Errors:       20 (1 distinct)")
+    assert re.fullmatch(
+        rf" +20 x ConnectError: .*127\.0\.0\.1:{unreachable_port}.*", lines[errors + 1]
+    ), lines[errors + 1]
+    assert proc.stderr.decode().splitlines()[-1] == "fusco: 20 of 20 requests failed"
 
-    def read_stderr() -> None:
-        for line in iter(proc.stderr.readline, b""):
-            lines.put(line)
 
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    try:
-        announcement = lines.get(timeout=STARTUP_TIMEOUT)
-        assert b"embedded server at http://127.0.0.1:" in announcement
-        time.sleep(0.5)  # let some requests complete
-        proc.send_signal(signal.SIGINT)
+def test_bench_timeouts_are_errors_not_responses(embedded_server: EmbeddedServer) -> None:
+    proc = fusco(
+        "bench", embedded_server.url + "/delay/2", "--timeout", "0.2", "-n", "4", "-c", "2",
+        "--json",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["responses"], report["error_count"]) == (0, 4)
+    assert [(e["type"], e["count"]) for e in report["errors"]] == [("RequestTimeout", 4)]
+    assert report["errors"][0]["message"]
+    assert report["latency"]["p99"] is None
+
+
+@needs_proc
+@pytest.mark.parametrize(
+    ("signum", "returncode"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
+)
+def test_bench_stopped_by_a_signal_reports_stops_its_server_and_exits_128_plus_signal(
+    signum: signal.Signals, returncode: int
+) -> None:
+    with bench_run("-d", "30", "-c", "4") as run:
+        assert "embedded server at http://127.0.0.1:" in run.wait_announcement()
+        server = run.find_server()
+        run.proc.send_signal(signum)
         sent = time.monotonic()
-        proc.wait(timeout=SIGINT_EXIT_TIMEOUT + 5)  # the report is far below a pipe's buffer
+        status, out = run.finish(SIGINT_EXIT_TIMEOUT + 5)  # the report fits a pipe's buffer
         assert time.monotonic() - sent < SIGINT_EXIT_TIMEOUT
-        out = proc.stdout.read().decode()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(RUN_TIMEOUT)
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == 0
-    assert "[interrupted]" in out
-    assert "Requests/s:" in out
-    assert "Duration:" in out
-    assert "Status codes: 200: " in out
+        assert status == returncode, out
+        assert process_gone(server), "bench exited and left its embedded server running"
+    assert f"[interrupted by {signum.name}]" in out
+    for label in ("Requests/s:", "Duration:", "Latency:", "Status codes:", "Errors:       none"):
+        assert label in out
+
+
+@needs_proc
+def test_bench_sigterm_json_report_names_the_signal() -> None:
+    with bench_run("-d", "30", "-c", "2", "--json") as run:
+        run.wait_announcement()
+        server = run.find_server()
+        run.proc.send_signal(signal.SIGTERM)
+        status, out = run.finish(SIGINT_EXIT_TIMEOUT + 5)
+        assert status == 143
+        assert process_gone(server)
+    report = json.loads(out)
+    assert report["interrupted"] is True
+    assert report["signal"] == "SIGTERM"
+    assert report["error_count"] == 0
+
+
+def test_bench_sigterm_reports_requests_still_in_flight_as_unfinished(
+    embedded_server: EmbeddedServer,
+) -> None:
+    url = embedded_server.url + "/delay/30"
+    with bench_run(url, "-d", "30", "-c", "2", "--timeout", "60", "--json") as run:
+        assert url in run.wait_announcement()
+        run.proc.send_signal(signal.SIGTERM)
+        status, out = run.finish(SIGINT_EXIT_TIMEOUT + 5)  # the grace period is 2 s
+    assert status == 143
+    report = json.loads(out)
+    assert (report["responses"], report["error_count"], report["unfinished"]) == (0, 0, 2)
+    assert report["success_rate"] == 0.0
+    assert report["signal"] == "SIGTERM"
+
+
+@needs_proc
+def test_bench_killed_leaves_no_embedded_server_behind() -> None:
+    with bench_run("-d", "30", "-c", "2") as run:
+        run.wait_announcement()
+        server = run.find_server()
+        run.proc.kill()  # SIGKILL: bench cannot clean up; the server must notice by itself
+        run.proc.wait(timeout=RUN_TIMEOUT)
+        assert wait_gone(server, ORPHAN_EXIT_TIMEOUT), "the embedded server outlived bench"
 
 
 # -- usage errors --------------------------------------------------------------------

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import select
+import signal
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
+from typing import IO
 
 import pytest
 
-from fusco_actor._server import EmbeddedServer
+from fusco_actor._server import EmbeddedServer, ServerProcess
 
 TIMEOUT = 5.0
+EXIT_TIMEOUT = 10.0  # seconds for a server process to be gone once told (or orphaned)
 
 
 class Conn:
@@ -329,3 +336,204 @@ def test_localhost_and_ipv6_loopback() -> None:
             assert s.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
     finally:
         srv6.stop()
+
+
+# -- the server in a child process ---------------------------------------------------
+
+
+def process_gone(pid: int) -> bool:
+    """True when `pid` no longer runs: no such process, or a zombie awaiting its reaper."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(b")")[2].split()[0] == b"Z"
+
+
+def wait_gone(pid: int, timeout: float = EXIT_TIMEOUT) -> bool:
+    """Poll until `pid` is gone or `timeout` seconds passed; return whether it is gone."""
+    deadline = time.monotonic() + timeout
+    while not process_gone(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)  # polling a condition with a deadline, not a synchronisation
+    return True
+
+
+def kill_if_running(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def read_line(stream: IO[str] | None, timeout: float = TIMEOUT) -> str:
+    """One line from a child's stdout pipe, or "" if none came within `timeout`."""
+    assert stream is not None
+    ready, _, _ = select.select([stream], [], [], timeout)
+    return stream.readline() if ready else ""
+
+
+def http_get_root(url: str) -> bytes:
+    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+        sock.sendall(get("/", "Connection: close\r\n"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+
+
+def start_server_main(*flags: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fusco_actor._server", "--port", "0", *flags],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = read_line(proc.stdout)
+    if not line.startswith("serving on http://127.0.0.1:"):
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"the server did not start: {line!r}")
+    return proc
+
+
+def close_process(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            stream.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_main_stops_cleanly_on_sigint_and_sigterm(signum: int) -> None:
+    proc = start_server_main()
+    try:
+        proc.send_signal(signum)
+        assert proc.wait(EXIT_TIMEOUT) == 0
+    finally:
+        close_process(proc)
+
+
+def test_main_with_parent_pipe_stops_at_the_end_of_stdin() -> None:
+    proc = start_server_main("--parent-pipe")
+    try:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(EXIT_TIMEOUT) == 0
+    finally:
+        close_process(proc)
+
+
+def test_main_without_parent_pipe_ignores_the_end_of_stdin() -> None:
+    proc = start_server_main()
+    try:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(0.5)  # still serving after the end of stdin (a bounded negative check)
+    finally:
+        close_process(proc)
+
+
+def test_server_process_serves_and_stop_ends_the_child() -> None:
+    server = ServerProcess().start()
+    pid = server.pid
+    assert pid is not None
+    try:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert http_get_root(server.url).startswith(b"HTTP/1.1 200 OK\r\n")
+        server.stop()
+        assert server.pid is None
+        assert process_gone(pid)  # stop() waited for it
+        server.stop()  # idempotent
+    finally:
+        kill_if_running(pid)
+
+
+# A parent that starts ServerProcess, reports the child's pid and waits to be killed.
+_PARENT = textwrap.dedent(
+    """
+    import sys, threading
+    from fusco_actor._server import ServerProcess
+
+    servers = []
+    start = lambda: servers.append(ServerProcess().start())
+    if sys.argv[1] == "thread":  # no PR_SET_PDEATHSIG then: the pipe alone must do it
+        thread = threading.Thread(target=start)
+        thread.start()
+        thread.join()
+    else:
+        start()
+    print(servers[0].pid, flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+@needs_proc
+@pytest.mark.parametrize("started_in", ["main", "thread"])
+def test_server_process_ends_when_its_parent_is_killed(started_in: str) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, started_in],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    child = 0
+    try:
+        line = read_line(parent.stdout, EXIT_TIMEOUT)
+        assert line.strip().isdigit(), line
+        child = int(line)
+        assert not process_gone(child)
+        parent.kill()  # SIGKILL: no cleanup in the parent
+        parent.wait(EXIT_TIMEOUT)
+        assert wait_gone(child), "the server process outlived its parent"
+    finally:
+        close_process(parent)
+        if child:
+            kill_if_running(child)
+
+
+@needs_proc
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
+def test_main_with_parent_death_signal_ends_with_its_parent() -> None:
+    # The parent holds no pipe to the server (stdin is /dev/null): only the signal can stop it.
+    script = textwrap.dedent(
+        """
+        import subprocess, sys
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fusco_actor._server", "--port", "0", "--parent-death-signal"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+        )
+        assert proc.stdout.readline().startswith("serving on ")
+        print(proc.pid, flush=True)
+        sys.stdin.read()
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    child = 0
+    try:
+        line = read_line(parent.stdout, EXIT_TIMEOUT)
+        assert line.strip().isdigit(), line
+        child = int(line)
+        parent.kill()
+        parent.wait(EXIT_TIMEOUT)
+        assert wait_gone(child), "the server process outlived its parent"
+    finally:
+        close_process(parent)
+        if child:
+            kill_if_running(child)
