@@ -18,24 +18,17 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import ctypes
 import ipaddress
 import json
 import math
-import os
 import re
-import select
-import signal
-import subprocess
-import sys
 import threading
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
-__all__ = ["EmbeddedServer", "main"]
+__all__ = ["EmbeddedServer"]
 
 MAX_HEAD = 64 * 1024  # bytes of request line + headers (and of chunked trailers)
 MAX_BODY = 64 * 1024 * 1024  # bytes of request body and of /bytes, /chunked bodies
@@ -43,7 +36,6 @@ MAX_DELAY = 300.0  # seconds, upper bound for /delay/S
 CHUNK_SIZE = 16 * 1024  # bytes per chunk of /chunked/N
 _TIMEOUT = 5.0  # seconds to wait for the thread to start or stop
 _LINE_LIMIT = 4096  # bytes of a chunk-size line
-_PR_SET_PDEATHSIG = 1  # prctl(2) option, from <linux/prctl.h>
 
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.([01])")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -509,185 +501,3 @@ class EmbeddedServer:
                     break
                 await asyncio.sleep(0)
             await server.wait_closed()
-
-
-class ServerProcess:
-    """The embedded server in a child process, so that it has a GIL (and a CPU) of its own.
-
-    ``fusco bench`` uses it: in the benchmarking process the server would compete
-    with the client threads for the interpreter lock and measure itself.
-
-    The child never outlives this process. Its stdin is a pipe whose write end
-    only this process holds (Python opens pipes close-on-exec, so no program
-    this process runs inherits it), and the child stops when it reads end of
-    file there: when :meth:`stop` closes the pipe, and also when this process
-    dies without cleaning up (even by SIGKILL), since the kernel then closes
-    the pipe. On Linux, when started from the main thread, the child also asks
-    for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``, which fires when
-    the *thread* that forked exits, hence the main thread only); that covers
-    a process forked from this one without exec, which would hold the pipe.
-    """
-
-    def __init__(self, start_timeout: float = 10.0) -> None:
-        """Prepare; :meth:`start` runs ``python -m fusco_actor._server --port 0 --parent-pipe``.
-
-        Args:
-            start_timeout: seconds to wait for the child to report its address.
-        """
-        self._start_timeout = start_timeout
-        self._proc: subprocess.Popen[str] | None = None
-        self.url = ""
-
-    @property
-    def pid(self) -> int | None:
-        """The child's process id while it runs under this object, else None."""
-        return None if self._proc is None else self._proc.pid
-
-    def start(self) -> ServerProcess:
-        """Start the child and return once it listens.
-
-        Whatever interrupts the start (an exception, a signal handler raising
-        ``KeyboardInterrupt``) stops the child before it propagates.
-
-        Raises:
-            RuntimeError: the child did not report its address in time.
-            OSError: the child could not be started.
-        """
-        command = [sys.executable, "-m", "fusco_actor._server", "--port", "0", "--parent-pipe"]
-        if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
-            command.append("--parent-death-signal")
-        try:
-            self._proc = subprocess.Popen(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                stdin=subprocess.PIPE,  # the lifeline: EOF there stops the child
-                text=True,
-                start_new_session=True,  # a terminal's Ctrl-C goes to the benchmark alone
-            )
-            assert self._proc.stdout is not None
-            ready, _, _ = select.select([self._proc.stdout], [], [], self._start_timeout)
-            line = self._proc.stdout.readline() if ready else ""
-            if not line.startswith("serving on "):
-                raise RuntimeError("the embedded server process did not start")
-            self.url = line.split()[2]
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Stop the child and wait for it; never raises.
-
-        Closes the lifeline pipe and sends SIGTERM (either stops the child),
-        then SIGKILL if it is still running after 5 s.
-        """
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        if proc.poll() is None:
-            with contextlib.suppress(OSError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def __enter__(self) -> ServerProcess:
-        """Start the child."""
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Stop the child."""
-        self.stop()
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    """Signal handler: end the serving loop of :func:`main` as Ctrl-C would, once.
-
-    Later SIGINT and SIGTERM are ignored, so that they cannot interrupt the
-    stop (which is bounded by ``_TIMEOUT``).
-
-    Raises:
-        KeyboardInterrupt: always.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def _watch_parent_pipe() -> None:
-    """Stop this process once stdin reaches end of file (the parent closed it or died).
-
-    Runs in a daemon thread: reads and discards stdin until EOF, then sends
-    this process SIGTERM, which :func:`main` turns into a clean stop. If the
-    process is still alive ``2 * _TIMEOUT`` seconds later, it exits at once.
-    """
-    with contextlib.suppress(OSError):
-        while os.read(0, 4096):
-            pass
-    os.kill(os.getpid(), signal.SIGTERM)
-    threading.Event().wait(2 * _TIMEOUT)  # a bounded grace, not a synchronisation
-    os._exit(1)
-
-
-def _set_parent_death_signal() -> None:
-    """Ask Linux to send SIGTERM to this process when its parent dies (best effort)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Serve on 127.0.0.1:--port (default 8080) until Ctrl-C or SIGTERM; return the exit status.
-
-    With ``--parent-pipe`` the server also stops when stdin reaches end of
-    file; with ``--parent-death-signal`` (Linux) when the parent process dies.
-    Prints ``serving on URL ...`` on stdout once listening.
-
-    Returns:
-        0 after a stop by SIGINT, SIGTERM or the end of stdin; 1 when the
-        server could not start (a one-line ``error: ...`` on stderr).
-    """
-    parser = argparse.ArgumentParser(prog="python -m fusco_actor._server")
-    parser.add_argument("--port", type=int, default=8080, help="port to bind (0: any free port)")
-    parser.add_argument(
-        "--parent-pipe", action="store_true",
-        help="stop at end of file on stdin (a pipe whose write end the parent process holds)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--parent-death-signal", action="store_true",
-        help="Linux: get SIGTERM when the parent process (its forking thread) ends",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    server: EmbeddedServer | None = None
-    try:
-        signal.signal(signal.SIGINT, _raise_interrupt)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-        if args.parent_death_signal and sys.platform == "linux":
-            _set_parent_death_signal()
-        if args.parent_pipe:
-            threading.Thread(
-                target=_watch_parent_pipe, name="fusco-parent-pipe", daemon=True
-            ).start()
-        server = EmbeddedServer("127.0.0.1", args.port).start()
-        print(f"serving on {server.url} (Ctrl-C to stop)", flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if server is not None:
-            server.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import fusco_actor
 from fusco_actor._bench import LoadGenerator, format_report, raise_signal_interrupt, summarize
-from fusco_actor._server import ServerProcess
+from fusco_actor._server_process import ServerProcess
 from fusco_actor.messages import Request
 
 if TYPE_CHECKING:

@@ -93,7 +93,7 @@ def server_children(parent: int) -> list[int]:
                 cmdline = file.read().split(b"\0")
         except (OSError, ValueError, IndexError):  # it ended while we looked
             continue
-        if ppid == parent and b"fusco_actor._server" in cmdline:
+        if ppid == parent and b"fusco_actor._server_process" in cmdline:
             found.append(int(entry))
     return found
 

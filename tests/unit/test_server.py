@@ -17,7 +17,8 @@ from typing import IO
 
 import pytest
 
-from fusco_actor._server import EmbeddedServer, ServerProcess
+from fusco_actor._server import EmbeddedServer
+from fusco_actor._server_process import ServerProcess
 
 TIMEOUT = 5.0
 EXIT_TIMEOUT = 10.0  # seconds for a server process to be gone once told (or orphaned)
@@ -388,7 +389,7 @@ needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /
 
 def start_server_main(*flags: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fusco_actor._server", "--port", "0", *flags],
+        [sys.executable, "-m", "fusco_actor._server_process", "--port", "0", *flags],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -461,7 +462,7 @@ def test_server_process_serves_and_stop_ends_the_child() -> None:
 _PARENT = textwrap.dedent(
     """
     import sys, threading
-    from fusco_actor._server import ServerProcess
+    from fusco_actor._server_process import ServerProcess
 
     servers = []
     start = lambda: servers.append(ServerProcess().start())
@@ -510,7 +511,8 @@ def test_main_with_parent_death_signal_ends_with_its_parent() -> None:
         """
         import subprocess, sys
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fusco_actor._server", "--port", "0", "--parent-death-signal"],
+            [sys.executable, "-m", "fusco_actor._server_process", "--port", "0",
+             "--parent-death-signal"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
         )
         assert proc.stdout.readline().startswith("serving on ")
