@@ -156,7 +156,9 @@ NO_KEEP_ALIVE = {
     scenario: "server closes after every response: each request reconnects"
     for scenario in (
         "head-then-get",
+        "chunked-upload",
         "chunked",
+        "head-chunked",
         "100-on-one-conn",
         "idle-close",
         "connection-close",
@@ -204,7 +206,7 @@ SERVERS: dict[str, ServerSpec] = {
             notes={
                 scenario: "waitress says Connection: close with every response that has no"
                 " Content-Length (chunked, 204, 304): the next request reconnects"
-                for scenario in ("chunked", "204-304")
+                for scenario in ("chunked", "head-chunked", "204-304")
             },
         ),
         ServerSpec(
@@ -254,6 +256,8 @@ SERVERS: dict[str, ServerSpec] = {
             notes={
                 **NO_KEEP_ALIVE,
                 "chunked": "HTTP/1.0 has no chunked framing: the body is read until the close",
+                "expect-100-404": "HTTP/1.0 server sends no 100: the body goes after the client's"
+                " 1 s wait",
                 "expect-100": "HTTP/1.0 server sends no 100: the body goes after the client's"
                 " 1 s wait",
             },
@@ -359,16 +363,19 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         if name != "interop":
             continue
         table, row, column = (str(v) for v in value)
-        cell = _RESULTS.setdefault(table, {})
+        cells = _RESULTS.setdefault(table, {})
+        key = (row, column)
         if report.when == "call" and report.passed:
-            cell.setdefault((row, column), "pass")
+            cells.setdefault(key, "pass*" if key in _NOTES else "pass")
         elif hasattr(report, "wasxfail"):
-            cell[(row, column)] = f"xfail ({report.wasxfail})"
+            cells[key] = "xfail"
+            _NOTES[key] = str(report.wasxfail)
         elif report.skipped:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
-            cell[(row, column)] = reason.removeprefix("Skipped: ")
+            cells[key] = "n/a"
+            _NOTES[key] = reason.removeprefix("Skipped: ").removeprefix("n/a: ")
         elif report.failed:
-            cell[(row, column)] = f"FAIL ({report.when})"
+            cells[key] = f"FAIL ({report.when})"
 
 
 BEGIN = "<!-- interop-results:begin -->"
@@ -381,12 +388,7 @@ def _table(title: str, cells: dict[tuple[str, str], str]) -> list[str]:
     lines = [f"| {title} | version | " + " | ".join(columns) + " |"]
     lines.append("|---" * (len(columns) + 2) + "|")
     for row in rows:
-        values = []
-        for column in columns:
-            value = cells.get((row, column), "-")
-            if (row, column) in _NOTES and value == "pass":
-                value = "pass*"
-            values.append(value)
+        values = [cells.get((row, column), "-") for column in columns]
         lines.append(f"| {row} | {_VERSIONS[row]} | " + " | ".join(values) + " |")
     return lines
 
@@ -397,11 +399,17 @@ def results_markdown() -> str:
     for table, cells in _RESULTS.items():
         out += [f"### {table}", "", *_table({"Proxies": "proxy"}.get(table, "server"), cells), ""]
     grouped: dict[tuple[str, str], list[str]] = {}
-    for (row, column), note in _NOTES.items():
-        grouped.setdefault((row, note), []).append(column)
+    for cells in _RESULTS.values():
+        for (row, column), outcome in cells.items():
+            if (row, column) in _NOTES and not outcome.startswith("FAIL"):
+                label = f"{row}, {outcome}"
+                grouped.setdefault((label, _NOTES[(row, column)]), []).append(column)
     if grouped:
-        out += ["`pass*`: passed, with this remark:", ""]
-        out += [f"- {row} ({', '.join(cols)}): {note}" for (row, note), cols in grouped.items()]
+        out += [
+            "Remarks (`pass*`: passed, with this remark; `n/a`: why not; `xfail`: the bug):",
+            "",
+        ]
+        out += [f"- {label} ({', '.join(cols)}): {note}" for (label, note), cols in grouped.items()]
         out.append("")
     python = f"Python {sys.version.split()[0]} on {sys.platform}"
     return "\n".join(

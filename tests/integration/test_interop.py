@@ -49,9 +49,12 @@ pytestmark = pytest.mark.integration
 ONE_MIB = bytes(range(256)) * 4096
 
 # (server, scenario) -> why the server cannot do it: recorded as n/a.
-# (None so far: a server that closes after every response still gets the pipeline
-# scenario, which then checks that the unanswered requests are re-sent.)
-NOT_SUPPORTED: dict[tuple[str, str], str] = {}
+# (A server that closes after every response still gets the pipeline scenario,
+# which then checks that the unanswered requests are sent again.)
+NOT_SUPPORTED: dict[tuple[str, str], str] = {
+    ("http.server (HTTP/1.0)", "chunked-upload"): "n/a: an HTTP/1.0 server reads no chunked"
+    " request body (it takes the body as empty, answers and closes on the unread chunks)",
+}
 
 # (server, scenario) -> a client bug that makes it fail: xfail(strict=True).
 CLIENT_BUGS: dict[tuple[str, str], str] = {}
@@ -145,6 +148,20 @@ def scenario_post_1mib(server: InteropServer) -> None:
         assert after.body == b"pong"
 
 
+def scenario_chunked_upload(server: InteropServer) -> None:
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, len(ONE_MIB), 16 * 1024):
+            yield ONE_MIB[start : start + 16 * 1024]
+
+    with client_of(server) as c:
+        resp = fetch(c.client, "/upload", "POST", body=pieces())  # type: ignore[arg-type]
+        assert resp.status == 200
+        assert resp.body == (ONE_MIB if server.spec.upload_echoes else digest(ONE_MIB))
+        after = fetch(c.client, "/echo-path/8")
+        assert (after.status, after.body) == (200, b"8")
+        assert c.count == expected_connects([resp, after])
+
+
 def scenario_chunked(server: InteropServer) -> None:
     with client_of(server) as c:
         resp = fetch(c.client, "/chunked")
@@ -158,6 +175,15 @@ def scenario_chunked(server: InteropServer) -> None:
         after = fetch(c.client, "/ping")
         assert after.body == b"pong"
         assert c.count == expected_connects([resp, after])
+
+
+def scenario_head_chunked(server: InteropServer) -> None:
+    with client_of(server) as c:
+        head = fetch(c.client, "/chunked", "HEAD")
+        get = fetch(c.client, "/echo-path/1")
+        assert (head.status, head.body) == (200, b"")
+        assert (get.status, get.body) == (200, b"1")
+        assert c.count == expected_connects([head, get])
 
 
 def scenario_100_on_one_conn(server: InteropServer) -> None:
@@ -218,6 +244,16 @@ def scenario_expect_100(server: InteropServer) -> None:
             assert resp.elapsed < 0.9, resp.elapsed
 
 
+def scenario_expect_100_refused(server: InteropServer) -> None:
+    body = ONE_MIB[: 256 * 1024]
+    with client_of(server) as c:
+        refused = fetch(c.client, "/nothing", "POST", body, [("Expect", "100-continue")])
+        assert refused.status == 404
+        # Whether or not the body went out, the connection is in step (or was closed).
+        after = [fetch(c.client, f"/echo-path/{i}") for i in range(3)]
+        assert [(r.status, r.body) for r in after] == [(200, b"0"), (200, b"1"), (200, b"2")]
+
+
 def scenario_pipeline_8(server: InteropServer) -> None:
     with client_of(server, pipeline=8) as c:
         futures = [
@@ -236,12 +272,15 @@ SCENARIOS: dict[str, Callable[[InteropServer], None]] = {
     "get": scenario_get,
     "head-then-get": scenario_head_then_get,
     "post-1MiB": scenario_post_1mib,
+    "chunked-upload": scenario_chunked_upload,
     "chunked": scenario_chunked,
+    "head-chunked": scenario_head_chunked,
     "100-on-one-conn": scenario_100_on_one_conn,
     "idle-close": scenario_idle_close,
     "connection-close": scenario_connection_close,
     "204-304": scenario_204_304,
     "expect-100": scenario_expect_100,
+    "expect-100-404": scenario_expect_100_refused,
     "pipeline-8": scenario_pipeline_8,
 }
 

@@ -17,7 +17,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         stream = web.StreamResponse(status=reply.status)
         stream.enable_chunked_encoding()
         await stream.prepare(request)
-        for part in reply.parts:
+        # aiohttp writes what a handler writes even for HEAD (unframed): write nothing.
+        for part in reply.parts if request.method != "HEAD" else ():
             await stream.write(part)
         await stream.write_eof()
         return stream

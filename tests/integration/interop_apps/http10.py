@@ -27,7 +27,7 @@ class Handler(BaseHTTPRequestHandler):
         if reply.parts is not None:
             self.send_header("Content-Type", "text/plain")
             self.end_headers()
-            for part in reply.parts:
+            for part in reply.parts if self.command != "HEAD" else ():
                 self.wfile.write(part)
             return
         if reply.status not in (204, 304):
