@@ -7,8 +7,8 @@ put through every scenario of :data:`SCENARIOS`; two real proxies, tinyproxy
 and proxy.py, carry a GET in absolute form to an http origin and a CONNECT
 tunnel to an https one. Connections are counted with ``on_connect``.
 
-``INTEROP_TABLE=docs/interop-results.md pytest tests/integration/test_interop.py``
-writes the results as the tables of ``docs/interop.md``.
+``INTEROP_TABLE=docs/interop.md pytest tests/integration/test_interop.py`` refreshes
+the results tables of that page from the run.
 """
 
 from __future__ import annotations
