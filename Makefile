@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run lint clean bench
+.PHONY: test run lint clean bench sysdeps
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,28 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test,lint]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# System servers for tests/integration/test_interop.py, from Debian: nginx with its
+# echo module, and tinyproxy. Installed only when missing; as root, or with a
+# password-less sudo; otherwise a message (the interop tests then skip them, and
+# fail under CI=true).
+SYSDEPS := nginx libnginx-mod-http-echo tinyproxy
+
+sysdeps:
+	@if [ -x /usr/sbin/nginx ] && [ -e /usr/lib/nginx/modules/ngx_http_echo_module.so ] \
+		&& { command -v tinyproxy || [ -x /usr/sbin/tinyproxy ]; } >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(SYSDEPS); \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(SYSDEPS); \
+	else \
+		echo "sysdeps: cannot install $(SYSDEPS) (not root, no sudo):" \
+			"run 'sudo apt-get install $(SYSDEPS)'; until then the nginx and" \
+			"tinyproxy interop tests skip (and fail when CI=true)"; \
+	fi
+
+test: $(STAMP) sysdeps
 	$(PY) -m pytest
 
 run: $(STAMP)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.integration import interop_servers
 from tests.integration.realservers import Certificates, ProxyPyServer, UvicornServer
 
 if TYPE_CHECKING:
@@ -110,3 +111,8 @@ def open_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyPyServ
 def trusting_context(certs: Certificates) -> ssl.SSLContext:
     """A fresh verifying client context that trusts the test CA."""
     return certs.client_context()
+
+
+# The interop results table (INTEROP_TABLE=FILE): hooks defined beside the interop launchers.
+pytest_runtest_logreport = interop_servers.pytest_runtest_logreport
+pytest_terminal_summary = interop_servers.pytest_terminal_summary
