@@ -47,11 +47,14 @@ __all__ = [
     "ServerConnection",
     "ServerStopped",
     "SocketServerThread",
+    "echo_target",
     "has_ipv6",
+    "ok",
     "parse_request",
     "read_request",
     "refused_port",
     "stalled_listener",
+    "target_of",
 ]
 
 SHORT_TIMEOUT: Final = 2.0  # seconds: something that should happen at once
@@ -268,6 +271,27 @@ def read_request(conn: ServerConnection, timeout: float = LONG_TIMEOUT) -> bytes
     request = bytes(got)
     conn.requests.append(request)
     return request
+
+
+def ok(body: bytes = b"ok", extra: bytes = b"") -> bytes:
+    """Return an HTTP/1.1 200 response with a Content-Length body (``extra``: header lines)."""
+    return b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s" % (extra, len(body), body)
+
+
+def target_of(raw: bytes) -> bytes:
+    """Return the request target of a raw request."""
+    return parse_request(raw)[0].split(b" ")[1]
+
+
+def echo_target(conn: ServerConnection) -> None:
+    """Answer every request on ``conn`` with its own target as the body, until the peer closes."""
+    while True:
+        try:
+            raw = read_request(conn)
+        except IncompleteRequest as exc:
+            assert exc.partial == b"", f"peer closed mid-request: {exc.partial!r}"
+            return
+        conn.sendall(ok(target_of(raw)))
 
 
 class SocketServerThread(threading.Thread):

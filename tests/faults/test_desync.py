@@ -17,29 +17,12 @@ import pytest
 import fusco_actor
 from tests.socketserver import (
     SHORT_TIMEOUT,
-    IncompleteRequest,
-    ServerConnection,
     SocketServerThread,
+    echo_target,
+    ok,
     parse_request,
     read_request,
 )
-
-
-def ok(body: bytes) -> bytes:
-    """Return an HTTP/1.1 200 response with a Content-Length body."""
-    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-
-
-def echo_target(conn: ServerConnection) -> None:
-    """Answer every request on ``conn`` with its own target, until the peer closes."""
-    while True:
-        try:
-            raw = read_request(conn)
-        except IncompleteRequest as exc:
-            assert exc.partial == b""
-            return
-        conn.sendall(ok(parse_request(raw)[0].split(b" ")[1]))
-
 
 STALE = ok(b"stale")
 

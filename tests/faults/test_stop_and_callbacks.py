@@ -26,30 +26,14 @@ from tests.helpers import outcome, wait_for
 from tests.socketserver import (
     LONG_TIMEOUT,
     SHORT_TIMEOUT,
-    IncompleteRequest,
-    ServerConnection,
     SocketServerThread,
-    parse_request,
+    echo_target,
+    ok,
     read_request,
 )
 
 STOP_TIMEOUT = 0.5  # seconds given to a stop that must abort
 SLACK = 1.0  # seconds a stop may take beyond its timeout on a loaded machine
-
-
-def ok(body: bytes) -> bytes:
-    """Return an HTTP/1.1 200 response with a Content-Length body."""
-    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-
-
-def echo_target(conn: ServerConnection) -> None:
-    """Answer every request on ``conn`` with its own target, until the peer closes."""
-    while True:
-        try:
-            raw = read_request(conn)
-        except IncompleteRequest:
-            return
-        conn.sendall(ok(parse_request(raw)[0].split(b" ")[1]))
 
 
 def hang(listener: Any, server: SocketServerThread) -> None:

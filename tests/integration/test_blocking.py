@@ -24,19 +24,10 @@ from tests.socketserver import (
     IncompleteRequest,
     ServerConnection,
     SocketServerThread,
-    parse_request,
+    ok,
     read_request,
+    target_of,
 )
-
-
-def ok(body: bytes) -> bytes:
-    """Return an HTTP/1.1 200 response with a Content-Length body."""
-    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-
-
-def target_of(raw: bytes) -> bytes:
-    """Return the request target of a raw request."""
-    return parse_request(raw)[0].split(b" ")[1]
 
 
 def echo_targets(conn: ServerConnection) -> None:

@@ -26,18 +26,15 @@ from tests.socketserver import (
     ServerConnection,
     SocketServerThread,
     has_ipv6,
+    ok,
     parse_request,
     read_request,
     refused_port,
     stalled_listener,
+    target_of,
 )
 
 HTTP10_OK = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-def ok(body: bytes = b"ok", extra: bytes = b"") -> bytes:
-    """Return an HTTP/1.1 200 response with a Content-Length body."""
-    return b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s" % (extra, len(body), body)
 
 
 def serve_forever(conn: ServerConnection, respond: Any = None) -> None:
@@ -54,11 +51,6 @@ def serve_forever(conn: ServerConnection, respond: Any = None) -> None:
 def get(client: fusco_actor.Client, path: str = "/", headers: Any = ()) -> fusco_actor.Response:
     """GET ``path`` through the blocking module API (fusco's request/6)."""
     return fusco_actor.request(client, path, "GET", list(headers), b"", SHORT_TIMEOUT)
-
-
-def target_of(raw: bytes) -> bytes:
-    """Return the request target of a raw request."""
-    return parse_request(raw)[0].split(b" ")[1]
 
 
 # -- keep-alive and connection reuse ------------------------------------------------

@@ -28,26 +28,18 @@ from tests.socketserver import (
     SHORT_TIMEOUT,
     ServerConnection,
     SocketServerThread,
+    ok,
     parse_request,
     read_request,
+    target_of,
 )
 
 QUIET = 0.15  # seconds without a byte after which the server takes the pipe as drained
 
 
-def ok(body: bytes, extra: bytes = b"") -> bytes:
-    """Return an HTTP/1.1 200 response whose body is ``body``."""
-    return b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s" % (extra, len(body), body)
-
-
 def line_of(raw: bytes) -> bytes:
     """Return ``METHOD target`` of a raw request."""
     return parse_request(raw)[0].rsplit(b" ", 1)[0]
-
-
-def target_of(raw: bytes) -> bytes:
-    """Return the request target of a raw request."""
-    return parse_request(raw)[0].split(b" ")[1]
 
 
 def drain(conn: ServerConnection, pending: deque[bytes]) -> None:

@@ -32,6 +32,7 @@ from tests.socketserver import (
     IncompleteRequest,
     ServerConnection,
     SocketServerThread,
+    ok,
     parse_request,
     read_request,
 )
@@ -42,11 +43,6 @@ MAX_PIECE = 256 * 1024  # bytes: the most one streamed piece may hold
 def pattern(n: int) -> bytes:
     """Return the embedded server's ``/bytes/N`` body."""
     return (b"0123456789abcdef" * (n // 16 + 1))[:n]
-
-
-def ok(body: bytes = b"ok") -> bytes:
-    """Return an HTTP/1.1 200 response with a Content-Length body."""
-    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
 def serve_forever(conn: ServerConnection) -> None:
