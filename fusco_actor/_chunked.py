@@ -8,20 +8,24 @@ as a line end, Kestrel's CVE-2025-55315 a LF inside a chunk extension):
 
 * RFC 9112 §7.1: ``chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF``
   and ``last-chunk = 1*("0") [ chunk-ext ] CRLF``: each line ends in exactly
-  CRLF. The "recipient MAY recognize a single LF" of §2.2 is not taken up
-  here: a bare LF, or CR CR LF, ends nothing and is a ``ProtocolError``.
+  CRLF. The leniency of §2.2 ("Although the line terminator for the
+  start-line and fields is the sequence CRLF, a recipient MAY recognize a
+  single LF as a line terminator") is about the start-line and fields, not
+  chunk framing: here a bare LF, or CR CR LF, is a ``ProtocolError``.
 * ``chunk-size = 1*HEXDIG``: no white space before or after the digits, and
   at most 16 of them (a 64-bit size).
 * RFC 9112 §7.1.1: ``chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "="
   BWS chunk-ext-val ] )``, ``chunk-ext-name = token``, ``chunk-ext-val =
   token / quoted-string``: SP/HTAB is allowed around ";" and "=" and nowhere
-  else, and no control byte (NUL, a bare CR or LF, ...) may appear, not even
-  inside a quoted string (RFC 9110 §5.6.4 qdtext and quoted-pair). h11 is
-  more lenient on both counts (``;.*`` and trailing OWS); this follows the
-  RFC grammar.
-* RFC 9112 §7.1.2: ``trailer-section = *( field-line CRLF )``, ended by a
-  CRLF: a trailer line or the final empty line ending in a bare LF is a
-  ``ProtocolError``.
+  else, and no control byte but HTAB may appear, not even inside a quoted
+  string (RFC 9110 §5.6.4 qdtext and quoted-pair).
+* RFC 9112 §7.1.2: ``trailer-section = *( field-line CRLF )``, then the
+  CRLF that ends the chunked body: a bare LF there is a ``ProtocolError``.
+
+h11 (0.16) differs on three points, and this module follows the RFC: h11
+accepts white space after the size or extensions (``"5 " CRLF``, "because
+some servers on the wild use it") and any byte but LF in an extension
+(``;.*``, so NUL and a bare CR pass), but rejects BWS before ";".
 """
 
 from __future__ import annotations

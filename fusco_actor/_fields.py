@@ -1,4 +1,4 @@
-"""PURE parsing of header and trailer field lines (RFC 9110 §5, RFC 9112 §5).
+"""PURE parsing of field lines (RFC 9110 §5, RFC 9112 §5) and the body framing they set.
 
 Used by the response parser for heads and trailers. The usual shape of a head
 (CRLF only, no obs-fold, no control byte) takes one ``findall``; anything else
@@ -7,8 +7,11 @@ goes through per-line checks.
 RFC 9110 §5.5: "field-value = *field-content ... field-vchar = VCHAR /
 obs-text", with SP and HTAB between; so every control byte but HTAB (NUL,
 0x01-0x08, 0x0A-0x1F, DEL) is rejected in a value, and obs-text (0x80-0xFF)
-is kept, decoded as latin-1. h11 lets 0x01-0x1F through (its issue #57);
-this module follows the RFC.
+is kept, decoded as latin-1. h11 lets most of them through (0x01-0x08,
+0x0E-0x1F and DEL; its issue #57); this module follows the RFC.
+
+:func:`body_framing` applies RFC 9112 §6.3 to Connection, Content-Length and
+Transfer-Encoding.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from fusco_actor._exceptions import ProtocolError
 from fusco_actor._headers import Headers
 
 __all__ = [
+    "BY_LENGTH",
+    "CHUNKED",
+    "NO_BODY",
+    "UNTIL_CLOSE",
+    "body_framing",
     "content_length",
     "framing_fields",
     "has_token",
@@ -154,6 +162,46 @@ def is_chunked(value: str) -> bool:
     if "chunked" in codings[:-1]:
         raise ProtocolError(f"chunked is not only the final transfer coding in {value[:64]!r}")
     return codings[-1] == "chunked"
+
+
+# How the body of a final response is framed (RFC 9112 §6.3).
+NO_BODY, BY_LENGTH, CHUNKED, UNTIL_CLOSE = range(4)
+
+
+def body_framing(method: bytes, code: int, version: str, headers: Headers) -> tuple[int, int, bool]:
+    """Return a final response's body framing, its Content-Length (else 0), and keep-alive.
+
+    Raises:
+        ProtocolError: a bad Content-Length or Transfer-Encoding (checked on
+            bodiless responses too, as h11 does), Transfer-Encoding on
+            HTTP/1.0 (RFC 9112 §6.1), or both fields on a response with a body.
+    """
+    connection, te, cl = framing_fields(headers)
+    if version != "HTTP/1.0":  # RFC 9110 §2.5: a later 1.x minor behaves as 1.1
+        keep_alive = not has_token(connection, "close")
+    else:
+        keep_alive = has_token(connection, "keep-alive")
+        if te is not None:
+            raise ProtocolError("HTTP/1.0 response with Transfer-Encoding")
+    chunked = te is not None and is_chunked(te)
+    length = content_length(cl) if cl is not None else None
+    # RFC 9112 §6.3 rules 1-2: no body for HEAD, 1xx, 204, 304, CONNECT 2xx.
+    if (
+        method == b"HEAD"
+        or code < 200
+        or code in (204, 304)
+        or (method == b"CONNECT" and code < 300)
+    ):
+        return NO_BODY, 0, keep_alive and code != 101
+    if te is not None:
+        # RFC 9112 §6.3 rule 3: both present is a request-smuggling vector.
+        if length is not None:
+            raise ProtocolError("response has both Transfer-Encoding and Content-Length")
+        # Rule 4: a final coding other than chunked is read until close.
+        return (CHUNKED, 0, keep_alive) if chunked else (UNTIL_CLOSE, 0, False)
+    if length is not None:
+        return BY_LENGTH, length, keep_alive
+    return UNTIL_CLOSE, 0, False  # rule 8: read until the server closes
 
 
 def parse_head_block(block: bytes) -> tuple[bytes, Headers]:

@@ -22,26 +22,22 @@ and leaves the parser broken: it raises the same error again on every call.
 Strictness (after h11, RFC 9110 and RFC 9112):
 
 * Head line ends are tolerant, as in h11: "a recipient MAY recognize a
-  single LF as a line terminator and ignore any preceding CR" (9112 §2.2).
-  A bare CR is not ("A recipient of such a bare CR MUST consider that
-  element to be invalid", §2.2), nor any control byte but HTAB in a field
-  value or reason phrase (9110 §5.5; 9112 §4 ``reason-phrase = 1*( HTAB /
-  SP / VCHAR / obs-text )``).
+  single LF as a line terminator" (9112 §2.2); a bare CR is not ("A
+  recipient of such a bare CR MUST consider that element to be invalid"),
+  nor a control byte but HTAB in a field value or reason phrase (9110 §5.5).
 * Chunk framing is strict: each chunk-size line, chunk-data end and trailer
   line ends in exactly CRLF, per the grammar (:mod:`fusco_actor._chunked`).
 * "All valid status codes are within the range of 100 to 599, inclusive"
   (9110 §15); h11 takes 100-999 and so does this, so ``0xx`` is an error.
 * "A server or client that receives an HTTP/1.0 message containing a
   Transfer-Encoding header field MUST treat the message as if the framing
-  is faulty, even if a Content-Length is present" (9112 §6.1): an error
-  (h11 does not check). Transfer-Encoding with Content-Length "ought to be
-  handled as an error" (§6.3 rule 3) and is when there is a body; a final
-  coding other than chunked is read until close (rule 4; h11 rejects it).
-  Both fields are checked on bodiless final responses too, as by h11.
-* ``max_body_size`` holds against a length as soon as the peer declares it
-  (Content-Length at the head, each chunk size at its line) and against the
-  running total of a read-until-close body. No buffer is ever sized from a
-  declared number: the parser only slices bytes that arrived.
+  is faulty" (9112 §6.1): an error (h11 does not check). Transfer-Encoding
+  with Content-Length "ought to be handled as an error" (§6.3 rule 3) and
+  is when there is a body; a final coding other than chunked is read until
+  close (rule 4; h11 rejects it). Both are checked on bodiless responses.
+* ``max_body_size`` holds against a length when the peer declares it (at
+  the head, at each chunk-size line) and against the running total of a
+  read-until-close body. No buffer is ever sized from a declared number.
 
 Heads are found with one ``bytes.find``/regex scan over the buffer and split
 with ``bytes.split``; the buffer is a ``bytearray`` consumed by an offset and
@@ -67,10 +63,11 @@ from fusco_actor._events import (
 )
 from fusco_actor._exceptions import ProtocolError
 from fusco_actor._fields import (
-    content_length,
-    framing_fields,
-    has_token,
-    is_chunked,
+    BY_LENGTH,
+    CHUNKED,
+    NO_BODY,
+    UNTIL_CLOSE,
+    body_framing,
     parse_fields,
     parse_head_block,
     split_lines,
@@ -90,9 +87,9 @@ _COMPACT_AT: Final = 65_536
 
 _NO_TRAILERS: Final = Headers()
 
-# Parser states: between responses, then one per body framing; then the chunked body's.
-_HEAD, _EMPTY, _LENGTH, _UNTIL_CLOSE, _BROKEN = range(5)
-_CHUNK_SIZE_ST, _CHUNK_DATA, _CHUNK_END, _TRAILERS = range(5, 9)
+# Parser states: the first state of each body framing is that framing's number.
+_EMPTY, _LENGTH, _CHUNK_SIZE_ST, _UNTIL_CLOSE = NO_BODY, BY_LENGTH, CHUNKED, UNTIL_CLOSE
+_HEAD, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _BROKEN = range(4, 9)
 
 
 _VERSIONS: Final = {b"0": "HTTP/1.0", b"1": "HTTP/1.1"}
@@ -331,45 +328,20 @@ class ResponseParser:
         return self._start_body(code, reason, version, headers)
 
     def _start_body(self, code: int, reason: str, version: str, headers: Headers) -> ResponseHead:
-        method = self._expected[0]
-        connection, te, cl = framing_fields(headers)
-        if version != "HTTP/1.0":  # RFC 9110 §2.5: a later 1.x minor behaves as 1.1
-            keep_alive = not has_token(connection, "close")
-        else:
-            keep_alive = has_token(connection, "keep-alive")
-            if te is not None:
-                raise ProtocolError("HTTP/1.0 response with Transfer-Encoding")
-        chunked = te is not None and is_chunked(te)
-        length = content_length(cl) if cl is not None else None
+        framing, length, keep_alive = body_framing(self._expected[0], code, version, headers)
         self._informational = 0
         self._body_size = 0
-        # RFC 9112 §6.3 rules 1-2: no body for HEAD, 1xx, 204, 304, CONNECT 2xx.
-        if (
-            method == b"HEAD"
-            or code < 200
-            or code in (204, 304)
-            or (method == b"CONNECT" and code < 300)
-        ):
-            self._state = _EMPTY
-            return ResponseHead(code, reason, version, headers, keep_alive and code != 101)
-        if te is not None:
-            # RFC 9112 §6.3 rule 3: both present is a request-smuggling vector.
-            if length is not None:
-                raise ProtocolError("response has both Transfer-Encoding and Content-Length")
-            self._state = _CHUNK_SIZE_ST if chunked else _UNTIL_CLOSE
-            keep_alive = keep_alive and chunked
-        elif length is not None:
+        if framing == BY_LENGTH:
             self._count_body(length)
-            self._state = _LENGTH
             self._remaining = length
-        else:
-            # RFC 9112 §6.3 rule 8: read until the server closes.
-            self._state = _UNTIL_CLOSE
-            keep_alive = False
+        self._state = framing  # the first state of each framing has its number
         return ResponseHead(code, reason, version, headers, keep_alive)
 
     def _count_body(self, n: int) -> None:
-        """Add ``n`` body bytes (declared or received) to the running total.
+        """Add ``n`` body bytes, declared or received, to the running total.
+
+        A Content-Length body is counted once, as declared, so the owner's
+        ``read_body_into``/``body_received``/``take_whole_body`` need no check.
 
         Raises:
             ProtocolError: the total passed ``max_body_size``.
