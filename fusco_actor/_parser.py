@@ -318,7 +318,7 @@ class ResponseParser:
         if code < 100:
             raise ProtocolError(f"invalid status code {status_line[:16]!r}")
         raw_reason = match.group(4)
-        reason = raw_reason.decode("latin-1").strip() if raw_reason else ""
+        reason = raw_reason.decode("latin-1").strip(" \t") if raw_reason else ""
         if 100 <= code < 200 and code != 101:
             self._informational += 1
             if self._informational > MAX_INFORMATIONAL:

@@ -61,7 +61,7 @@ field_values = st.text(
 reasons = st.text(
     alphabet=st.characters(codec="latin-1", exclude_characters="\x7f", min_codepoint=0x20),
     max_size=16,
-).map(str.strip)  # the parser trims a reason phrase with str.strip()
+).map(lambda r: r.strip(" \t"))  # the parser trims SP and HTAB, not obs-text
 
 
 # -- helpers -------------------------------------------------------------------
@@ -584,6 +584,31 @@ def test_a_field_value_is_accepted_exactly_when_it_has_no_control_byte_but_htab(
         text = value.decode("latin-1")
         folded = text.lstrip(" \t")  # an obs-fold joins with one SP (RFC 9112 5.2)
         assert got["x-v"] == (f"a {folded}b" if where == "obs-fold" else f"a{text}b")
+
+
+@SETTINGS
+@given(
+    code=st.integers(0, 999),
+    reason=st.binary(max_size=6).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+)
+def test_a_status_line_is_accepted_exactly_for_codes_100_to_999_and_clean_reasons(
+    code: int, reason: bytes
+) -> None:
+    # RFC 9112 4: status-code = 3DIGIT (h11: 100-999); reason-phrase has no control but HTAB.
+    wire = b"HTTP/1.1 %03d %s\r\nContent-Length: 0\r\n\r\n" % (code, reason)
+    interim = 100 <= code < 200 and code != 101
+    if interim:
+        wire += b"HTTP/1.1 204 No Content\r\n\r\n"
+    valid = code >= 100 and all(b == 0x09 or 0x20 <= b != 0x7F for b in reason)
+    try:
+        events = parse_strictly([wire])
+    except ProtocolError:
+        assert not valid, wire
+        return
+    assert valid, wire
+    first = events[0]
+    assert isinstance(first, Informational if interim else ResponseHead)
+    assert (first.status, first.reason) == (code, reason.decode("latin-1").strip(" \t"))
 
 
 # -- 1b. valid responses split at every offset ---------------------------------------

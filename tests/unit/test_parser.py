@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -81,7 +82,7 @@ def bytewise(data: bytes) -> list[bytes]:
 def tr(
     methods: list[bytes],
     data: bytes,
-    expected: list[object],
+    events: Sequence[object],
     *,
     eof: bool = False,
     max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
@@ -89,9 +90,16 @@ def tr(
     step: int = 1,
 ) -> None:
     """Assert that whole, sliced (``step`` bytes at a time) and trailed input agree."""
-    expected = merge_chunks(expected)
-    limits = {"max_head_size": max_head_size, "max_body_size": max_body_size}
-    whole, parser = run(methods, [data], eof=eof, **limits)
+    expected = merge_chunks(events)
+
+    def run_(
+        methods: list[bytes], pieces: list[bytes], eof: bool
+    ) -> tuple[list[object], ResponseParser]:
+        return run(
+            methods, pieces, eof=eof, max_head_size=max_head_size, max_body_size=max_body_size
+        )
+
+    whole, parser = run_(methods, [data], eof)
     assert whole == expected
     assert parser.bytes_consumed == len(data)
     assert parser.buffered == 0
@@ -100,12 +108,12 @@ def tr(
     pieces = (
         bytewise(data) if step == 1 else [data[i : i + step] for i in range(0, len(data), step)]
     )
-    sliced, parser = run(methods, pieces, eof=eof, **limits)
+    sliced, parser = run_(methods, pieces, eof)
     assert sliced == expected
     assert parser.bytes_consumed == len(data)
 
     if not eof:  # a read-until-close body would swallow what follows
-        trailed, parser = run([*methods, GET], [data + TRAILING], eof=False, **limits)
+        trailed, parser = run_([*methods, GET], [data + TRAILING], False)
         assert trailed == expected + TRAILING_EVENTS
         assert parser.bytes_consumed == len(data) + len(TRAILING)
 
