@@ -1,8 +1,17 @@
-"""PURE parsing of header and trailer field lines (RFC 9110 §5, RFC 9112 §5).
+"""PURE parsing of field lines (RFC 9110 §5, RFC 9112 §5) and the body framing they set.
 
 Used by the response parser for heads and trailers. The usual shape of a head
-(CRLF only, no obs-fold, no NUL) takes one ``findall``; anything else goes
-through per-line checks.
+(CRLF only, no obs-fold, no control byte) takes one ``findall``; anything else
+goes through per-line checks.
+
+RFC 9110 §5.5: "field-value = *field-content ... field-vchar = VCHAR /
+obs-text", with SP and HTAB between; so every control byte but HTAB (NUL,
+0x01-0x08, 0x0A-0x1F, DEL) is rejected in a value, and obs-text (0x80-0xFF)
+is kept, decoded as latin-1. h11 lets most of them through (0x01-0x08,
+0x0E-0x1F and DEL; its issue #57); this module follows the RFC.
+
+:func:`body_framing` applies RFC 9112 §6.3 to Connection, Content-Length and
+Transfer-Encoding.
 """
 
 from __future__ import annotations
@@ -13,16 +22,33 @@ from typing import Final
 from fusco_actor._exceptions import ProtocolError
 from fusco_actor._headers import Headers
 
-__all__ = ["framing_fields", "has_token", "parse_fields", "parse_head_block", "split_lines"]
+__all__ = [
+    "BY_LENGTH",
+    "CHUNKED",
+    "NO_BODY",
+    "UNTIL_CLOSE",
+    "body_framing",
+    "content_length",
+    "framing_fields",
+    "has_token",
+    "is_chunked",
+    "parse_fields",
+    "parse_head_block",
+    "split_lines",
+]
 
 # RFC 9110 §5.1: field-name = token
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 §5.5: CR, LF and NUL are never valid in a field value.
-_BAD_VALUE = re.compile(rb"[\x00\r\n]")
-# One field line of the usual shape: name, colon, value (leading SP/HTAB dropped), CRLF.
-_FIELD_LINE = re.compile(rb"([^:\r\n]*):[ \t]*([^\r\n]*)\r\n")
+# RFC 9110 §5.5: field-vchar / obs-text / SP / HTAB; every other control byte is invalid.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# The control bytes other than HTAB, CR and LF (whose counts are checked apart):
+# deleting them with bytes.translate is one C pass, three times cheaper than a
+# regex character-class search over a usual head.
+_CONTROLS: Final = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 # RFC 9112 §5.2: obs-fold, a line that continues the previous field's value.
 _OBS_FOLD = re.compile(rb"\n[\t ]")
+# One field line of the usual shape: name, colon, value (leading SP/HTAB dropped), CRLF.
+_FIELD_LINE = re.compile(rb"([^:\r\n]*):[ \t]*([^\r\n]*)\r\n")
 _WS: Final = (b" ", b"\t")
 
 _NAME_CACHE: dict[bytes, str] = {}
@@ -93,19 +119,108 @@ def framing_fields(headers: Headers) -> tuple[str | None, str | None, str | None
     return found[0], found[1], found[2]
 
 
+def content_length(value: str) -> int:
+    """Return the length a Content-Length field value declares.
+
+    RFC 9110 §8.6: ``Content-Length = 1*DIGIT``; RFC 9112 §6.3 rule 5: a list
+    of identical values (``5, 5``, or the field repeated) is that one value.
+    Only SP and HTAB are white space here: ``str.strip()`` would also drop
+    latin-1 NBSP (0xA0) and NEL (0x85), which are obs-text, not OWS.
+
+    Raises:
+        ProtocolError: not one decimal number of at most 18 digits, or a list
+            of different ones.
+    """
+    number = value
+    if "," in value:
+        values = {v.strip(" \t") for v in value.split(",")}
+        if len(values) != 1:
+            raise ProtocolError(f"conflicting Content-Length values {value[:64]!r}")
+        number = values.pop()
+    # str.isdigit() also accepts latin-1 '\xb2' etc., which int() rejects.
+    if not (number.isascii() and number.isdigit()) or len(number) > 18:
+        raise ProtocolError(f"invalid Content-Length {value[:64]!r}")
+    return int(number)
+
+
+def is_chunked(value: str) -> bool:
+    """Return whether a Transfer-Encoding value ends in chunked; else the body is read to close.
+
+    RFC 9112 §6.3 rule 4: "If a Transfer-Encoding header field is present in a
+    response and the chunked transfer coding is not the final encoding, the
+    message body length is determined by reading the connection until it is
+    closed by the server." Empty list elements are ignored (RFC 9110 §5.6.1).
+
+    Raises:
+        ProtocolError: no coding at all, or chunked other than last or more
+            than once (RFC 9112 §7: "A sender MUST NOT apply the chunked
+            transfer coding more than once to a message body").
+    """
+    codings = [c for c in (c.strip(" \t").lower() for c in value.split(",")) if c]
+    if not codings:
+        raise ProtocolError("empty Transfer-Encoding")
+    if "chunked" in codings[:-1]:
+        raise ProtocolError(f"chunked is not only the final transfer coding in {value[:64]!r}")
+    return codings[-1] == "chunked"
+
+
+# How the body of a final response is framed (RFC 9112 §6.3).
+NO_BODY, BY_LENGTH, CHUNKED, UNTIL_CLOSE = range(4)
+
+
+def body_framing(method: bytes, code: int, version: str, headers: Headers) -> tuple[int, int, bool]:
+    """Return a final response's body framing, its Content-Length (else 0), and keep-alive.
+
+    Raises:
+        ProtocolError: a bad Content-Length or Transfer-Encoding (checked on
+            bodiless responses too, as h11 does), Transfer-Encoding on
+            HTTP/1.0 (RFC 9112 §6.1), or both fields on a response with a body.
+    """
+    connection, te, cl = framing_fields(headers)
+    if version != "HTTP/1.0":  # RFC 9110 §2.5: a later 1.x minor behaves as 1.1
+        keep_alive = not has_token(connection, "close")
+    else:
+        keep_alive = has_token(connection, "keep-alive")
+        if te is not None:
+            raise ProtocolError("HTTP/1.0 response with Transfer-Encoding")
+    chunked = te is not None and is_chunked(te)
+    length = content_length(cl) if cl is not None else None
+    # RFC 9112 §6.3 rules 1-2: no body for HEAD, 1xx, 204, 304, CONNECT 2xx.
+    if (
+        method == b"HEAD"
+        or code < 200
+        or code in (204, 304)
+        or (method == b"CONNECT" and code < 300)
+    ):
+        return NO_BODY, 0, keep_alive and code != 101
+    if te is not None:
+        # RFC 9112 §6.3 rule 3: both present is a request-smuggling vector.
+        if length is not None:
+            raise ProtocolError("response has both Transfer-Encoding and Content-Length")
+        # Rule 4: a final coding other than chunked is read until close.
+        return (CHUNKED, 0, keep_alive) if chunked else (UNTIL_CLOSE, 0, False)
+    if length is not None:
+        return BY_LENGTH, length, keep_alive
+    return UNTIL_CLOSE, 0, False  # rule 8: read until the server closes
+
+
 def parse_head_block(block: bytes) -> tuple[bytes, Headers]:
     """Split a head block (ending in a blank line) into its first line and its fields.
 
     The fast path takes the usual shape — CRLF line ends only, no obs-fold, no
-    NUL — with one ``findall`` for all field lines; anything else goes
-    through the general, per-line checks of :func:`parse_fields`.
+    control byte — with one ``findall`` for all field lines; anything else
+    goes through the general, per-line checks of :func:`parse_fields`.
+
+    Raises:
+        ProtocolError: a malformed field line or a bad byte in a value (the
+            first line is returned unchecked, for the caller to check).
     """
     crlf = block.count(b"\r\n")
     if (
         crlf == block.count(b"\n")
         and crlf == block.count(b"\r")
         and _OBS_FOLD.search(block) is None
-        and b"\x00" not in block
+        and len(block.translate(None, _CONTROLS)) == len(block)
     ):
         first_end = block.find(b"\r\n")
         found = _FIELD_LINE.findall(block, first_end + 2)

@@ -19,6 +19,26 @@ Per response the states are::
 Every malformed, over-limit or truncated input raises :class:`ProtocolError`
 and leaves the parser broken: it raises the same error again on every call.
 
+Strictness (after h11, RFC 9110 and RFC 9112):
+
+* Head line ends are tolerant, as in h11: "a recipient MAY recognize a
+  single LF as a line terminator" (9112 §2.2); a bare CR is not ("A
+  recipient of such a bare CR MUST consider that element to be invalid"),
+  nor a control byte but HTAB in a field value or reason phrase (9110 §5.5).
+* Chunk framing is strict: each chunk-size line, chunk-data end and trailer
+  line ends in exactly CRLF, per the grammar (:mod:`fusco_actor._chunked`).
+* "All valid status codes are within the range of 100 to 599, inclusive"
+  (9110 §15); h11 takes 100-999 and so does this, so ``0xx`` is an error.
+* "A server or client that receives an HTTP/1.0 message containing a
+  Transfer-Encoding header field MUST treat the message as if the framing
+  is faulty" (9112 §6.1): an error (h11 does not check). Transfer-Encoding
+  with Content-Length "ought to be handled as an error" (§6.3 rule 3) and
+  is when there is a body; a final coding other than chunked is read until
+  close (rule 4; h11 rejects it). Both are checked on bodiless responses.
+* ``max_body_size`` holds against a length when the peer declares it (at
+  the head, at each chunk-size line) and against the running total of a
+  read-until-close body. No buffer is ever sized from a declared number.
+
 Heads are found with one ``bytes.find``/regex scan over the buffer and split
 with ``bytes.split``; the buffer is a ``bytearray`` consumed by an offset and
 compacted only when that offset grows large, so no loop ever runs per byte.
@@ -30,6 +50,7 @@ import re
 from collections import deque
 from typing import Final
 
+from fusco_actor._chunked import MAX_CHUNK_LINE, check_trailer_section, chunk_size
 from fusco_actor._events import (
     NEED_DATA,
     BodyChunk,
@@ -42,41 +63,33 @@ from fusco_actor._events import (
 )
 from fusco_actor._exceptions import ProtocolError
 from fusco_actor._fields import (
-    framing_fields,
-    has_token,
+    BY_LENGTH,
+    CHUNKED,
+    NO_BODY,
+    UNTIL_CLOSE,
+    body_framing,
     parse_fields,
     parse_head_block,
     split_lines,
 )
 from fusco_actor._headers import Headers
 
-__all__ = ["DEFAULT_MAX_HEAD_SIZE", "ResponseParser"]
+__all__ = ["DEFAULT_MAX_HEAD_SIZE", "MAX_CHUNK_LINE", "ResponseParser"]
 
 DEFAULT_MAX_HEAD_SIZE: Final = 262_144
 MAX_INFORMATIONAL: Final = 100
-MAX_CHUNK_LINE: Final = 4096
 
 # RFC 9112 §2.2: "a recipient MAY recognize a single LF as a line terminator".
 _HEAD_END = re.compile(rb"\n\r?\n")
 # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
 _STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _COMPACT_AT: Final = 65_536
 
 _NO_TRAILERS: Final = Headers()
 
-# Parser states.
-(
-    _HEAD,
-    _EMPTY,
-    _LENGTH,
-    _CHUNK_SIZE_ST,
-    _CHUNK_DATA,
-    _CHUNK_END,
-    _TRAILERS,
-    _UNTIL_CLOSE,
-    _BROKEN,
-) = range(9)
+# Parser states: the first state of each body framing is that framing's number.
+_EMPTY, _LENGTH, _CHUNK_SIZE_ST, _UNTIL_CLOSE = NO_BODY, BY_LENGTH, CHUNKED, UNTIL_CLOSE
+_HEAD, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _BROKEN = range(4, 9)
 
 
 _VERSIONS: Final = {b"0": "HTTP/1.0", b"1": "HTTP/1.1"}
@@ -89,6 +102,11 @@ class ResponseParser:
         max_head_size: bytes a head (status line and headers, and likewise
             trailers and each 1xx head) may take before it is a
             ``ProtocolError``; default 262144.
+        max_body_size: bytes a response body may have before it is a
+            ``ProtocolError``; ``None`` (the default) for no limit.
+
+    Raises:
+        ValueError: ``max_body_size`` is negative.
 
     Example:
         >>> p = ResponseParser()
@@ -98,9 +116,15 @@ class ResponseParser:
         ['ResponseHead', 'BodyChunk', 'EndOfResponse']
     """
 
-    def __init__(self, max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
+    def __init__(
+        self, max_head_size: int = DEFAULT_MAX_HEAD_SIZE, max_body_size: int | None = None
+    ) -> None:
         """Create a parser with nothing expected and an empty buffer."""
+        if max_body_size is not None and max_body_size < 0:
+            raise ValueError(f"max_body_size must be None or >= 0, not {max_body_size}")
         self.max_head_size = max_head_size
+        self.max_body_size = max_body_size
+        self._body_size = 0  # body bytes declared or received so far, against max_body_size
         self.bytes_consumed = 0  # bytes turned into events so far, for Response.size
         self._buf = bytearray()
         self._pos = 0
@@ -136,6 +160,14 @@ class ResponseParser:
     def buffered(self) -> int:
         """Return how many received bytes have not been turned into events."""
         return len(self._buf) - self._pos
+
+    @property
+    def unsolicited(self) -> int:
+        """Return how many buffered bytes no expected response accounts for (0 while one is).
+
+        Checked before reusing an idle connection: any such byte, even a CRLF, is unasked for.
+        """
+        return 0 if self._expected else self.buffered
 
     @property
     def in_response(self) -> bool:
@@ -283,8 +315,10 @@ class ResponseParser:
         major, minor, code = match.group(1), match.group(2), int(match.group(3))
         if major != b"1":
             raise ProtocolError(f"unsupported HTTP version {status_line[:16]!r}")
+        if code < 100:
+            raise ProtocolError(f"invalid status code {status_line[:16]!r}")
         raw_reason = match.group(4)
-        reason = raw_reason.decode("latin-1").strip() if raw_reason else ""
+        reason = raw_reason.decode("latin-1").strip(" \t") if raw_reason else ""
         if 100 <= code < 200 and code != 101:
             self._informational += 1
             if self._informational > MAX_INFORMATIONAL:
@@ -294,54 +328,28 @@ class ResponseParser:
         return self._start_body(code, reason, version, headers)
 
     def _start_body(self, code: int, reason: str, version: str, headers: Headers) -> ResponseHead:
-        method = self._expected[0]
-        connection, te, cl = framing_fields(headers)
-        if version != "HTTP/1.0":  # RFC 9110 §2.5: a later 1.x minor behaves as 1.1
-            keep_alive = not has_token(connection, "close")
-        else:
-            keep_alive = has_token(connection, "keep-alive")
-        if code == 101:
-            keep_alive = False
-        # RFC 9112 §6.3 rules 1-2: no body for HEAD, 1xx, 204, 304, CONNECT 2xx.
-        if (
-            method == b"HEAD"
-            or code < 200
-            or code in (204, 304)
-            or (method == b"CONNECT" and code < 300)
-        ):
-            self._state = _EMPTY
-            self._informational = 0
-            return ResponseHead(code, reason, version, headers, keep_alive)
-        if te is not None:
-            # RFC 9112 §6.3 rule 3: both present is a request-smuggling vector.
-            if cl is not None:
-                raise ProtocolError("response has both Transfer-Encoding and Content-Length")
-            codings = [c.strip().lower() for c in te.split(",")]
-            if codings[-1] == "chunked":
-                self._state = _CHUNK_SIZE_ST
-            else:
-                self._state = _UNTIL_CLOSE
-                keep_alive = False
-        elif cl is not None:
-            if "," in cl:
-                # RFC 9112 §6.3 rule 5: repeated identical values are one value.
-                values = {v.strip() for v in cl.split(",")}
-                if len(values) != 1:
-                    raise ProtocolError(f"conflicting Content-Length values {cl!r}")
-                value = values.pop()
-            else:
-                value = cl
-            # str.isdigit() also accepts latin-1 '\xb2' etc., which int() rejects.
-            if not (value.isascii() and value.isdigit()) or len(value) > 18:
-                raise ProtocolError(f"invalid Content-Length {cl!r}")
-            self._state = _LENGTH
-            self._remaining = int(value)
-        else:
-            # RFC 9112 §6.3 rule 8: read until the server closes.
-            self._state = _UNTIL_CLOSE
-            keep_alive = False
+        framing, length, keep_alive = body_framing(self._expected[0], code, version, headers)
         self._informational = 0
+        self._body_size = 0
+        if framing == BY_LENGTH:
+            self._count_body(length)
+            self._remaining = length
+        self._state = framing  # the first state of each framing has its number
         return ResponseHead(code, reason, version, headers, keep_alive)
+
+    def _count_body(self, n: int) -> None:
+        """Add ``n`` body bytes, declared or received, to the running total.
+
+        A Content-Length body is counted once, as declared, so the owner's
+        ``read_body_into``/``body_received``/``take_whole_body`` need no check.
+
+        Raises:
+            ProtocolError: the total passed ``max_body_size``.
+        """
+        self._body_size += n
+        limit = self.max_body_size
+        if limit is not None and self._body_size > limit:
+            raise ProtocolError(f"response body larger than max_body_size ({limit} bytes)")
 
     def _end(self, trailers: Headers = _NO_TRAILERS) -> EndOfResponse:
         self._state = _HEAD
@@ -364,6 +372,7 @@ class ResponseParser:
 
     def _read_until_close(self) -> Event | _NeedData:
         if self.buffered:
+            self._count_body(self.buffered)
             return BodyChunk(self._consume(self.buffered))
         if self._eof:
             return self._end()
@@ -378,14 +387,11 @@ class ResponseParser:
                 if self.buffered >= MAX_CHUNK_LINE:
                     raise ProtocolError("chunk size line too long")
                 return self._need_chunk_data()
-            line = self._consume(nl + 1 - self._pos)
-            size_field = line.split(b";", 1)[0].strip(b" \t\r\n")
-            if _CHUNK_SIZE.fullmatch(size_field) is None:
-                raise ProtocolError(f"invalid chunk size line {line[:64]!r}")
-            size = int(size_field, 16)
+            size = chunk_size(self._consume(nl + 1 - self._pos))
             if size == 0:
                 self._state = _TRAILERS
                 return self._read_trailers()
+            self._count_body(size)  # as declared, before any of its bytes
             self._remaining = size
             self._state = _CHUNK_DATA
             return self._read_chunked()
@@ -399,32 +405,28 @@ class ResponseParser:
                 self._state = _CHUNK_END
             return BodyChunk(self._consume(n))
         if state == _CHUNK_END:
-            if self.buffered == 0:
-                return self._need_chunk_data()
-            first = buf[self._pos]
-            if first == 13:
-                if self.buffered < 2:
+            crlf = buf[self._pos : self._pos + 2]
+            if crlf != b"\r\n":
+                if b"\r\n".startswith(crlf):  # b"" or b"\r": wait for the rest
                     return self._need_chunk_data()
-                if buf[self._pos + 1] != 10:
-                    raise ProtocolError("chunk data not followed by CRLF")
-                self._consume(2)
-            elif first == 10:
-                self._consume(1)
-            else:
                 raise ProtocolError("chunk data not followed by CRLF")
+            self._consume(2)
             self._state = _CHUNK_SIZE_ST
             return self._read_chunked()
         return self._read_trailers()
 
     def _read_trailers(self) -> Event | _NeedData:
-        buf, pos = self._buf, self._pos
-        if buf[pos : pos + 2] == b"\r\n" or buf[pos : pos + 1] == b"\n":
-            self._consume(2 if buf[pos] == 13 else 1)
+        first = self._buf[self._pos : self._pos + 2]
+        if first == b"\r\n":  # no trailer fields: the usual case
+            self._consume(2)
             return self._end()
+        if first[:1] == b"\n":
+            raise ProtocolError("trailer section line not ended by CRLF")
         end = self._find_block_end("trailer section")
         if end < 0:
             return self._need_chunk_data()
         block = self._consume(end - self._pos)
+        check_trailer_section(block)
         return self._end(parse_fields([line for line in split_lines(block) if line]))
 
     def _need_chunk_data(self) -> _NeedData:

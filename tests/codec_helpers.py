@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fusco_actor._events import NEED_DATA, BodyChunk, PeerClosed
 from fusco_actor._parser import ResponseParser
 
@@ -19,7 +21,7 @@ def drain(parser: ResponseParser) -> list[object]:
     raise AssertionError("parser never asked for more data")
 
 
-def merge_chunks(events: list[object]) -> list[object]:
+def merge_chunks(events: Sequence[object]) -> list[object]:
     """Join consecutive BodyChunks so that differently sliced input compares equal."""
     out: list[object] = []
     for event in events:

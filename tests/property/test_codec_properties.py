@@ -2,7 +2,9 @@
 
 1. A valid response split anywhere parses to the same events as when fed whole.
 2. Any bytes either parse or raise ProtocolError, nothing else (h11's AFL invariant);
-   Content-Length is accepted exactly when it is one decimal number.
+   Content-Length is accepted exactly when it is one decimal number, a chunk-size
+   line exactly when a hand-written RFC 9112 §7.1 reader takes it, a field value
+   exactly when it has no control byte but HTAB.
 3. An encoded request survives a round trip through a minimal request parser.
 4. validate_headers returns its input as bytes or raises BadArgument (h2).
 """
@@ -59,7 +61,7 @@ field_values = st.text(
 reasons = st.text(
     alphabet=st.characters(codec="latin-1", exclude_characters="\x7f", min_codepoint=0x20),
     max_size=16,
-).map(str.strip)  # the parser trims a reason phrase with str.strip()
+).map(lambda r: r.strip(" \t"))  # the parser trims SP and HTAB, not obs-text
 
 
 # -- helpers -------------------------------------------------------------------
@@ -94,6 +96,19 @@ class WireResponse:
     until_close: bool
 
 
+# Valid chunk extensions (RFC 9112 7.1.1): BWS around ";" and "=", token or quoted-string.
+CHUNK_EXTS = [
+    "",
+    ";a=b",
+    " ; x",
+    ';q="a \\" b"',
+    "\t;\tn\t=\tv;m",
+    ';e="\xe9\t"',
+    ';x=""',
+    ";!#$%&'*+-.^_`|~",
+]
+
+
 @st.composite
 def responses(draw: st.DrawFn) -> WireResponse:
     eol = draw(st.sampled_from([b"\r\n", b"\n"]))
@@ -105,7 +120,9 @@ def responses(draw: st.DrawFn) -> WireResponse:
     # Obs-fold continuation lines for some of them (RFC 9112 5.2), e.g. ["", "more"].
     folds = draw(st.lists(st.lists(field_values, max_size=2), max_size=len(headers)))
     connection = draw(st.sampled_from([None, "close", "keep-alive", "Keep-Alive, Upgrade"]))
-    framing = draw(st.sampled_from(["length", "chunked", "close"]))
+    # RFC 9112 6.1: Transfer-Encoding on an HTTP/1.0 response is faulty framing.
+    framings = ["length", "chunked", "close"] if version == "HTTP/1.1" else ["length", "close"]
+    framing = draw(st.sampled_from(framings))
     body = draw(st.binary(max_size=300))
     trailers = draw(st.lists(st.tuples(field_names, field_values), max_size=2))
     interim = draw(st.lists(st.sampled_from([100, 102, 103]), max_size=3))
@@ -149,13 +166,15 @@ def responses(draw: st.DrawFn) -> WireResponse:
             wire += body
         elif framing == "chunked":
             cuts = draw(st.lists(st.integers(0, len(body)), max_size=6))
+            # Chunk framing is CRLF only, whatever the head used (RFC 9112 7.1).
             for chunk in split_at(body, cuts):
-                ext = draw(st.sampled_from(["", ";a=b", " ; x"]))
-                wire += line(f"{len(chunk):x}{ext}") + chunk + eol
-            wire += line("0")
+                size = draw(st.sampled_from(["{:x}", "{:X}", "{:04x}"])).format(len(chunk))
+                ext = draw(st.sampled_from(CHUNK_EXTS))
+                wire += f"{size}{ext}\r\n".encode("latin-1") + chunk + b"\r\n"
+            wire += b"0" + draw(st.sampled_from(CHUNK_EXTS)).encode("latin-1") + b"\r\n"
             for name, value in trailers:
-                wire += line(f"{name}: {value}")
-            wire += eol
+                wire += f"{name}: {value}\r\n".encode("latin-1")
+            wire += b"\r\n"
             got_trailers = [(n.lower(), v) for n, v in trailers]
         else:
             wire += body
@@ -228,6 +247,13 @@ FRAGMENTS = [
     b"-",
     b"abc",
     b"hello",
+    b"\r\r\n",
+    b"\x01",
+    b"\x7f",
+    b'"',
+    b"=",
+    b"0\r\n\r\n",
+    b"5\r\nhello\r\n",
 ]
 http_ish = st.lists(st.sampled_from(FRAGMENTS), max_size=40).map(b"".join)
 VALUE_FRAGMENTS = [
@@ -347,7 +373,8 @@ def test_mutated_valid_responses_parse_or_raise_protocol_error(
     feed_only_protocol_errors(methods, split_at(blob, cuts))
 
 
-cl_values = st.text(alphabet="0123456789\xb2\xb9 \t,+-x", max_size=8)
+# NBSP and NEL are obs-text, not OWS: str.strip() would wrongly drop them.
+cl_values = st.text(alphabet="0123456789\xb2\xb9\xa0\x85 \t,+-x", max_size=8)
 
 
 @SETTINGS
@@ -382,6 +409,221 @@ def test_content_length_is_accepted_only_as_one_decimal_number(
         EndOfResponse(Headers()),
     ]
     assert parser.buffered == len(body) - length
+
+
+# -- 2b. chunk-size lines and field values against hand-written oracles ----------------
+
+HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
+TCHAR_BYTES = frozenset(TCHARS.encode())
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def oracle_chunk_size(line: bytes) -> int | None:
+    """RFC 9112 7.1 read by hand: the size of ``chunk-size [ chunk-ext ] CRLF``, or None."""
+    if not line.endswith(b"\r\n"):
+        return None
+    text, i = line[:-2], 0
+    while i < len(text) and text[i] in HEXDIGITS:
+        i += 1
+    if not 1 <= i <= 16:
+        return None
+    size = int(text[:i], 16)
+
+    def skip(j: int, allowed: frozenset[int]) -> int:
+        while j < len(text) and text[j] in allowed:
+            j += 1
+        return j
+
+    bws = frozenset(b" \t")
+    while i < len(text):  # *( BWS ";" BWS name [ BWS "=" BWS value ] )
+        i = skip(i, bws)
+        if text[i : i + 1] != b";":
+            return None
+        start = i = skip(i + 1, bws)
+        i = skip(i, TCHAR_BYTES)
+        if i == start:
+            return None
+        j = skip(i, bws)
+        if text[j : j + 1] != b"=":
+            continue
+        start = i = skip(j + 1, bws)
+        if text[i : i + 1] != b'"':
+            i = skip(i, TCHAR_BYTES)
+            if i == start:
+                return None
+            continue
+        i += 1  # quoted-string: qdtext / quoted-pair up to the closing DQUOTE
+        while True:
+            if i >= len(text):
+                return None
+            c = text[i]
+            if c == 0x22:
+                i += 1
+                break
+            if c == 0x5C:  # quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+                i += 1
+                if i >= len(text):
+                    return None
+                c = text[i]
+            if c == 0x7F or (c < 0x20 and c != 0x09):  # the rest is qdtext or VCHAR
+                return None
+            i += 1
+    return size
+
+
+CHUNK_LINE_FRAGMENTS = [
+    *(bytes([c]) for c in b'05aF;=" \t\\\r,x\x00\x01\x7f\xff'),
+    b"1" * 16,
+    b"name",
+    b'"q d"',
+    b'"\\"',
+]
+no_lf = st.binary(max_size=2).map(lambda b: b.replace(b"\n", b""))
+chunk_sizes = st.sampled_from(
+    [b"", b"0", b"1", b"a", b"F", b"10", b"0000", b"1" * 16, b"1" * 17, b" 1", b"-1", b"0x1"]
+)
+line_ends = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r\r\n", b" \r\n"])
+bws = st.sampled_from([b"", b"", b" ", b"\t", b" \t "])
+# Mostly good pieces of chunk-ext, sometimes a fragment or two random bytes instead.
+ext_names = st.sampled_from([b"a", b"name", b"!#$%&'*+-.^_`|~"]) | st.sampled_from(
+    CHUNK_LINE_FRAGMENTS
+)
+quoted = st.lists(
+    st.sampled_from([b"a", b" ", b"\t", b"\xe9", b'\\"', b"\\\\", b"\\a", b";", b"="])
+    | st.sampled_from(CHUNK_LINE_FRAGMENTS)
+    | no_lf,
+    max_size=4,
+).map(lambda parts: b'"' + b"".join(parts) + b'"')
+ext_values = st.sampled_from([b"v", b"12", b"x-y"]) | quoted | no_lf
+extensions = st.lists(
+    st.tuples(bws, bws, ext_names, st.none() | st.tuples(bws, bws, ext_values)).map(
+        lambda p: p[0] + b";" + p[1] + p[2] + (p[3][0] + b"=" + p[3][1] + p[3][2] if p[3] else b"")
+    ),
+    max_size=3,
+).map(b"".join)
+random_tails = st.lists(st.sampled_from(CHUNK_LINE_FRAGMENTS) | no_lf, max_size=8).map(b"".join)
+chunk_lines = st.tuples(chunk_sizes, extensions | random_tails, line_ends).map(b"".join)
+
+
+def parse_strictly(pieces: list[bytes]) -> list[object]:
+    """Feed, drain, close, drain; return the merged events (ProtocolError propagates)."""
+    events, _ = parse_pieces([b"GET"], pieces)
+    return events
+
+
+@SETTINGS
+@given(line=chunk_lines, data=st.data())
+def test_a_chunk_size_line_is_accepted_exactly_as_the_rfc_grammar_says(
+    line: bytes, data: st.DataObject
+) -> None:
+    size = oracle_chunk_size(line)
+    # For a bad line, the body a lenient reader would expect: only the line can fail.
+    lenient = re.match(rb"[ \t]*([0-9A-Fa-f]{1,16})", line)
+    body_size = size if size is not None else int(lenient.group(1), 16) if lenient else 2
+    payload = b"x" * body_size if body_size <= 300 else b""
+    # A "0" line is the last chunk: only the empty trailer section follows it.
+    wire = CHUNKED_HEAD + line + (payload + b"\r\n0\r\n\r\n" if body_size else b"\r\n")
+    cuts = data.draw(st.lists(st.integers(0, len(wire)), max_size=6), label="cuts")
+    for pieces in ([wire], split_at(wire, cuts)):
+        if size is None:
+            try:
+                parse_strictly(pieces)
+            except ProtocolError:
+                continue
+            raise AssertionError(f"accepted chunk-size line {line!r}")
+        parser = ResponseParser()
+        parser.expect(b"GET")
+        events: list[object] = []
+        for piece in pieces:
+            parser.feed(piece)
+            events += drain(parser)
+        if size > 300:  # the line was taken; the body is still to come
+            assert [type(e) for e in events][:1] == [ResponseHead]
+            continue
+        assert merge_chunks(events)[1:] == [
+            *([BodyChunk(payload)] if size else []),
+            EndOfResponse(Headers()),
+        ]
+
+
+value_bytes = st.binary(max_size=6).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+
+
+@SETTINGS
+@given(
+    value=value_bytes,
+    where=st.sampled_from(["CRLF head", "LF head", "obs-fold", "trailer"]),
+    data=st.data(),
+)
+def test_a_field_value_is_accepted_exactly_when_it_has_no_control_byte_but_htab(
+    value: bytes, where: str, data: st.DataObject
+) -> None:
+    # RFC 9110 5.5: field-vchar = VCHAR / obs-text, with SP and HTAB between.
+    valid = all(b == 0x09 or 0x20 <= b != 0x7F for b in value)
+    field = b"X-V: a" + value + b"b"
+    if where == "CRLF head":
+        wire = b"HTTP/1.1 200 OK\r\n" + field + b"\r\nContent-Length: 0\r\n\r\n"
+    elif where == "LF head":
+        wire = b"HTTP/1.1 200 OK\n" + field + b"\nContent-Length: 0\n\n"
+    elif where == "obs-fold":
+        wire = b"HTTP/1.1 200 OK\r\nX-V: a\r\n " + value + b"b\r\nContent-Length: 0\r\n\r\n"
+    else:
+        wire = CHUNKED_HEAD + b"0\r\n" + field + b"\r\n\r\n"
+    cuts = data.draw(st.lists(st.integers(0, len(wire)), max_size=6), label="cuts")
+    for pieces in ([wire], split_at(wire, cuts)):
+        try:
+            events = parse_strictly(pieces)
+        except ProtocolError:
+            assert not valid, f"rejected the value {value!r}"
+            continue
+        assert valid, f"accepted the value {value!r}"
+        last, first = events[-2], events[0]
+        assert isinstance(last, EndOfResponse)
+        assert isinstance(first, ResponseHead)
+        got = last.trailers if where == "trailer" else first.headers
+        text = value.decode("latin-1")
+        folded = text.lstrip(" \t")  # an obs-fold joins with one SP (RFC 9112 5.2)
+        assert got["x-v"] == (f"a {folded}b" if where == "obs-fold" else f"a{text}b")
+
+
+@SETTINGS
+@given(
+    code=st.integers(0, 999),
+    reason=st.binary(max_size=6).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+)
+def test_a_status_line_is_accepted_exactly_for_codes_100_to_999_and_clean_reasons(
+    code: int, reason: bytes
+) -> None:
+    # RFC 9112 4: status-code = 3DIGIT (h11: 100-999); reason-phrase has no control but HTAB.
+    wire = b"HTTP/1.1 %03d %s\r\nContent-Length: 0\r\n\r\n" % (code, reason)
+    interim = 100 <= code < 200 and code != 101
+    if interim:
+        wire += b"HTTP/1.1 204 No Content\r\n\r\n"
+    valid = code >= 100 and all(b == 0x09 or 0x20 <= b != 0x7F for b in reason)
+    try:
+        events = parse_strictly([wire])
+    except ProtocolError:
+        assert not valid, wire
+        return
+    assert valid, wire
+    first = events[0]
+    assert isinstance(first, Informational if interim else ResponseHead)
+    assert (first.status, first.reason) == (code, reason.decode("latin-1").strip(" \t"))
+
+
+# -- 1b. valid responses split at every offset ---------------------------------------
+
+
+@settings(SETTINGS, max_examples=40)  # len(wire) + 1 parses per example
+@given(response=responses())
+def test_a_valid_response_split_at_every_offset_parses_like_it_does_whole(
+    response: WireResponse,
+) -> None:
+    wire = response.wire
+    for i in range(len(wire) + 1):
+        events, consumed = parse_pieces([response.method], [wire[:i], wire[i:]])
+        assert events == response.expected, i
+        assert consumed == len(wire)
 
 
 # -- 3. encode / parse round trip ----------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -59,8 +60,9 @@ def run(
     *,
     eof: bool,
     max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+    max_body_size: int | None = None,
 ) -> tuple[list[object], ResponseParser]:
-    parser = ResponseParser(max_head_size)
+    parser = ResponseParser(max_head_size, max_body_size)
     for method in methods:
         parser.expect(method)
     events: list[object] = []
@@ -80,15 +82,24 @@ def bytewise(data: bytes) -> list[bytes]:
 def tr(
     methods: list[bytes],
     data: bytes,
-    expected: list[object],
+    events: Sequence[object],
     *,
     eof: bool = False,
     max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+    max_body_size: int | None = None,
     step: int = 1,
 ) -> None:
     """Assert that whole, sliced (``step`` bytes at a time) and trailed input agree."""
-    expected = merge_chunks(expected)
-    whole, parser = run(methods, [data], eof=eof, max_head_size=max_head_size)
+    expected = merge_chunks(events)
+
+    def run_(
+        methods: list[bytes], pieces: list[bytes], eof: bool
+    ) -> tuple[list[object], ResponseParser]:
+        return run(
+            methods, pieces, eof=eof, max_head_size=max_head_size, max_body_size=max_body_size
+        )
+
+    whole, parser = run_(methods, [data], eof)
     assert whole == expected
     assert parser.bytes_consumed == len(data)
     assert parser.buffered == 0
@@ -97,14 +108,12 @@ def tr(
     pieces = (
         bytewise(data) if step == 1 else [data[i : i + step] for i in range(0, len(data), step)]
     )
-    sliced, parser = run(methods, pieces, eof=eof, max_head_size=max_head_size)
+    sliced, parser = run_(methods, pieces, eof)
     assert sliced == expected
     assert parser.bytes_consumed == len(data)
 
     if not eof:  # a read-until-close body would swallow what follows
-        trailed, parser = run(
-            [*methods, GET], [data + TRAILING], eof=False, max_head_size=max_head_size
-        )
+        trailed, parser = run_([*methods, GET], [data + TRAILING], False)
         assert trailed == expected + TRAILING_EVENTS
         assert parser.bytes_consumed == len(data) + len(TRAILING)
 
@@ -116,11 +125,15 @@ def tr_error(
     eof: bool = False,
     max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
     match: str | None = None,
+    max_body_size: int | None = None,
 ) -> None:
-    """Assert that the input raises ProtocolError whether fed whole or byte by byte."""
-    for pieces in ([data], bytewise(data)):
+    """Assert that the input raises ProtocolError fed whole, byte by byte and with more after it."""
+    runs = [[data], bytewise(data)]
+    if not eof:  # a valid response after the bad one must not rescue it
+        runs.append([data + TRAILING])
+    for pieces in runs:
         with pytest.raises(ProtocolError, match=match):
-            run(methods, pieces, eof=eof, max_head_size=max_head_size)
+            run(methods, pieces, eof=eof, max_head_size=max_head_size, max_body_size=max_body_size)
 
 
 # -- the table of valid responses ----------------------------------------------
@@ -188,9 +201,38 @@ SIMPLE_CASES = [
         [head(200, headers=[("transfer-encoding", "gzip, chunked")]), body(b"abc"), end()],
     ),
     Case(
-        "chunked with bare-LF line endings",
-        b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\nabc\n0\nX-T: 1\n\n",
+        "bare-LF head, CRLF chunk framing",
+        b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n",
         [head(200, headers=CHUNKED), body(b"abc"), end([("x-t", "1")])],
+    ),
+    Case(
+        "chunk extensions with BWS, quoted strings and quoted pairs (RFC 9112 7.1.1)",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'3\t;\tn\t=\t"a \\" b";m ; k = v\r\nabc\r\n'
+        b'2;e="\xe9\t"\r\nde\r\n'
+        b"0 ; end\r\n\r\n",
+        [head(200, headers=CHUNKED), body(b"abcde"), end()],
+    ),
+    Case(
+        "chunk size of sixteen hex digits with leading zeros",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0000000000000003\r\nabc\r\n0000\r\n\r\n",
+        [head(200, headers=CHUNKED), body(b"abc"), end()],
+    ),
+    Case(
+        "trailer with obs-fold, HTAB and obs-text",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: a\tb\r\n c\xff\r\n\r\n",
+        [head(200, headers=CHUNKED), end([("x-t", "a\tb c\xff")])],
+    ),
+    Case(
+        "transfer-encoding in any case, empty list elements ignored",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, , CHUNKED,\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        [head(200, headers=[("transfer-encoding", "gzip, , CHUNKED,")]), body(b"abc"), end()],
+    ),
+    Case(
+        "status codes up to 999 are accepted, as h11 does",
+        b"HTTP/1.1 999 Odd\r\nContent-Length: 0\r\n\r\n",
+        [head(999, "Odd", [("content-length", "0")]), end()],
     ),
     Case(
         "read until close, HTTP/1.0",
@@ -555,6 +597,113 @@ ERROR_CASES += [
 ]
 
 
+# Each of these was accepted before issue 9 (regression tests: they fail on the old parser).
+STRICT_CASES = [
+    # A status code outside 100-999.
+    ("status code 099", resp(b"HTTP/1.1 099 X")),
+    ("status code 000", resp(b"HTTP/1.1 000 X")),
+    ("status code 001 without a reason", resp(b"HTTP/1.1 001")),
+    # A chunk-size line that is not exactly 1*HEXDIG [chunk-ext] CRLF (RFC 9112 7.1).
+    ("chunk size line ending in a bare LF", CHUNKED_HEAD + b"5\nhello\r\n0\r\n\r\n"),
+    ("last chunk line ending in a bare LF", CHUNKED_HEAD + b"0\n\r\n"),
+    ("chunk size line ending in CR CR LF", CHUNKED_HEAD + b"5\r\r\nhello\r\n0\r\n\r\n"),
+    ("space before the chunk size", CHUNKED_HEAD + b" 5\r\nhello\r\n0\r\n\r\n"),
+    ("space after the chunk size", CHUNKED_HEAD + b"5 \r\nhello\r\n0\r\n\r\n"),
+    ("tab after the chunk size", CHUNKED_HEAD + b"5\t\r\nhello\r\n0\r\n\r\n"),
+    ("space after the last chunk size", CHUNKED_HEAD + b"0 \r\n\r\n"),
+    ("space after a chunk extension", CHUNKED_HEAD + b"5;a=b \r\nhello\r\n0\r\n\r\n"),
+    ("LF ending a chunk extension (Kestrel-like)", CHUNKED_HEAD + b"2;\nxx\r\n0\r\n\r\n"),
+    ("LF in the middle of a chunk size", CHUNKED_HEAD + b"1\n0\r\n"),
+    ("bare CR inside a chunk extension", CHUNKED_HEAD + b"5;a\rb\r\nhello\r\n0\r\n\r\n"),
+    ("NUL inside a chunk extension", CHUNKED_HEAD + b"5;a=\x00\r\nhello\r\n0\r\n\r\n"),
+    ("control byte in a chunk extension", CHUNKED_HEAD + b"5;a\x01=b\r\nhello\r\n0\r\n\r\n"),
+    ("DEL in a quoted chunk extension", CHUNKED_HEAD + b'5;a="\x7f"\r\nhello\r\n0\r\n\r\n'),
+    ("chunk extension without a name", CHUNKED_HEAD + b"5;\r\nhello\r\n0\r\n\r\n"),
+    ("chunk extension without a value", CHUNKED_HEAD + b"5;a=\r\nhello\r\n0\r\n\r\n"),
+    ("chunk extension value with a space", CHUNKED_HEAD + b"5;a=b c\r\nhello\r\n0\r\n\r\n"),
+    ("unterminated quoted chunk extension", CHUNKED_HEAD + b'5;a="b\r\nhello\r\n0\r\n\r\n'),
+    ("chunk extension ending in a backslash", CHUNKED_HEAD + b'5;a="b\\"\r\nhello\r\n0\r\n\r\n'),
+    # The CRLF after chunk data, and the trailer section, are exactly CRLF.
+    ("chunk data followed by a bare LF", CHUNKED_HEAD + b"5\r\nhello\n0\r\n\r\n"),
+    ("empty trailer section ended by a bare LF", CHUNKED_HEAD + b"0\r\n\n"),
+    ("trailer line ended by a bare LF", CHUNKED_HEAD + b"0\r\nX-T: 1\n\r\n"),
+    ("trailer section ended by a bare LF", CHUNKED_HEAD + b"0\r\nX-T: 1\r\n\n"),
+    # Control bytes other than HTAB in a field value (RFC 9110 5.5).
+    *[
+        (f"byte {byte:#04x} in a header value", resp(b"HTTP/1.1 200 OK", b"X-A: a%cb" % byte))
+        for byte in (0x01, 0x08, 0x0B, 0x0C, 0x1B, 0x1F, 0x7F)
+    ],
+    ("control byte at the end of a header value", resp(b"HTTP/1.1 200 OK", b"X-A: ab\x1f")),
+    ("control byte in a bare-LF head", b"HTTP/1.1 200 OK\nX-A: a\x01b\nContent-Length: 0\n\n"),
+    ("control byte in an obs-fold line", resp(b"HTTP/1.1 200 OK", b"X-A: a", b" b\x7f")),
+    ("control byte next to an obs-fold", resp(b"HTTP/1.1 200 OK", b"X-A: a\x02", b" b")),
+    ("control byte in a trailer value", CHUNKED_HEAD + b"0\r\nX-T: a\x0bb\r\n\r\n"),
+    # Transfer-Encoding on an HTTP/1.0 response (RFC 9112 6.1).
+    ("HTTP/1.0 response with chunked", resp(b"HTTP/1.0 200 OK", b"Transfer-Encoding: chunked")),
+    ("HTTP/1.0 response with gzip", resp(b"HTTP/1.0 200 OK", b"Transfer-Encoding: gzip")),
+    ("HTTP/1.0 204 with Transfer-Encoding", resp(b"HTTP/1.0 204 No", b"Transfer-Encoding: x")),
+    # Transfer-Encoding lists that cannot be framed (RFC 9112 6.1, 7).
+    ("chunked applied twice", resp(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked, chunked")),
+    (
+        "two chunked transfer-encoding fields",
+        resp(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"),
+    ),
+    (
+        "chunked before another coding",
+        resp(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked, gzip"),
+    ),
+    ("empty transfer-encoding", resp(b"HTTP/1.1 200 OK", b"Transfer-Encoding:")),
+    ("transfer-encoding of commas", resp(b"HTTP/1.1 200 OK", b"Transfer-Encoding: , ,")),
+    # Content-Length forms: NBSP and NEL are obs-text, not white space.
+    ("NBSP in a content-length list", resp(b"HTTP/1.1 200 OK", b"Content-Length: 5,\xa05")),
+    ("NEL in a content-length list", resp(b"HTTP/1.1 200 OK", b"Content-Length: 5, 5\x85")),
+]
+
+# Checked while there: these were already errors, and stay so.
+STRICT_CASES += [
+    ("control byte in the reason phrase", resp(b"HTTP/1.1 200 O\x01K")),
+    ("DEL in the reason phrase", resp(b"HTTP/1.1 200 OK\x7f")),
+    ("NUL in the reason phrase", resp(b"HTTP/1.1 200 \x00")),
+    ("LF inside a chunk extension", CHUNKED_HEAD + b"5;a\nb\r\nhello\r\n0\r\n\r\n"),
+    ("junk after the chunk size", CHUNKED_HEAD + b"5x\r\nhello\r\n0\r\n\r\n"),
+    ("space inside the chunk size", CHUNKED_HEAD + b"1 0\r\n"),
+    ("content-length with a space inside", resp(b"HTTP/1.1 200 OK", b"Content-Length: 1 0")),
+    ("content-length with a leading comma", resp(b"HTTP/1.1 200 OK", b"Content-Length: ,5")),
+]
+
+
+@pytest.mark.parametrize(("name", "data"), STRICT_CASES, ids=[c[0] for c in STRICT_CASES])
+def test_framing_and_field_bytes_are_checked_as_strictly_as_h11(name: str, data: bytes) -> None:
+    tr_error([GET], data)
+
+
+BODILESS_STRICT_CASES = [
+    (HEAD, resp(b"HTTP/1.1 200 OK", b"Content-Length: abc")),
+    (HEAD, resp(b"HTTP/1.1 200 OK", b"Content-Length: 1, 2")),
+    (HEAD, resp(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked, gzip")),
+    (GET, resp(b"HTTP/1.1 304 Not Modified", b"Content-Length: -1")),
+    (GET, resp(b"HTTP/1.1 204 No Content", b"Transfer-Encoding:")),
+    (HEAD, resp(b"HTTP/1.0 200 OK", b"Transfer-Encoding: chunked")),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "data"),
+    BODILESS_STRICT_CASES,
+    ids=[
+        "HEAD bad CL",
+        "HEAD two CL",
+        "HEAD chunked first",
+        "304 bad CL",
+        "204 empty TE",
+        "1.0 HEAD TE",
+    ],
+)
+def test_framing_fields_of_a_bodiless_response_are_checked_too(method: bytes, data: bytes) -> None:
+    # As h11 does: a framing field is validated whether or not it frames a body.
+    tr_error([method], data)
+
+
 @pytest.mark.parametrize(("name", "data"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
 def test_malformed_response_raises_protocol_error(name: str, data: bytes) -> None:
     tr_error([GET], data)
@@ -712,3 +861,138 @@ def test_in_response_tracks_whether_a_response_has_begun() -> None:
     assert isinstance(parser.next_event(), ResponseHead)
     assert isinstance(parser.next_event(), EndOfResponse)
     assert not parser.in_response
+
+
+def test_unsolicited_counts_bytes_that_no_expected_response_accounts_for() -> None:
+    parser = ResponseParser()
+    assert parser.unsolicited == 0
+    parser.feed(b"\r\nHTTP/1.1 204")
+    assert parser.unsolicited == 14  # even a stray CRLF is unasked for
+    parser.expect(GET)
+    assert parser.unsolicited == 0
+    parser.feed(b" No Content\r\n\r\nextra")
+    assert isinstance(parser.next_event(), ResponseHead)
+    assert parser.unsolicited == 0  # the response is not over yet
+    assert isinstance(parser.next_event(), EndOfResponse)
+    assert parser.unsolicited == 5
+    assert parser.next_event() is NEED_DATA  # not a whole head: no error yet
+
+
+# -- max_body_size --------------------------------------------------------------
+
+LIMIT_MATCH = r"response body larger than max_body_size \(10 bytes\)"
+TEN = b"0123456789"
+
+BODY_LIMIT_CASES = [
+    ("content-length over the limit", resp(b"HTTP/1.1 200 OK", b"Content-Length: 11")),
+    ("huge content-length", resp(b"HTTP/1.1 200 OK", b"Content-Length: " + b"9" * 18)),
+    ("one chunk over the limit", CHUNKED_HEAD + b"b\r\n"),
+    ("huge chunk size", CHUNKED_HEAD + b"ffffffffffffffff\r\n"),
+    ("chunks adding up past the limit", CHUNKED_HEAD + b"6\r\n012345\r\n5\r\n"),
+    ("read until close past the limit", resp(b"HTTP/1.1 200 OK", body=TEN + b"!")),
+    (
+        "unchunked transfer-encoding past the limit",
+        resp(b"HTTP/1.1 200 OK", b"TE: x", body=TEN * 2),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "data"), BODY_LIMIT_CASES, ids=[c[0] for c in BODY_LIMIT_CASES])
+def test_a_body_over_max_body_size_raises_protocol_error(name: str, data: bytes) -> None:
+    tr_error([GET], data, max_body_size=10, match=LIMIT_MATCH)
+
+
+def test_a_declared_length_over_max_body_size_fails_before_any_body_byte() -> None:
+    for data in (resp(b"HTTP/1.1 200 OK", b"Content-Length: 11"), CHUNKED_HEAD + b"b\r\n"):
+        parser = ResponseParser(max_body_size=10)
+        parser.expect(GET)
+        parser.feed(data)
+        with pytest.raises(ProtocolError, match=LIMIT_MATCH):
+            drain(parser)
+        assert parser.buffered == 0  # nothing of the body had come
+
+
+def test_chunks_past_max_body_size_fail_at_the_size_line_after_the_good_chunks() -> None:
+    parser = ResponseParser(max_body_size=10)
+    parser.expect(GET)
+    parser.feed(CHUNKED_HEAD + b"6\r\n012345\r\n")
+    assert [type(e) for e in drain(parser)] == [ResponseHead, BodyChunk]
+    parser.feed(b"5\r\n")
+    with pytest.raises(ProtocolError, match=LIMIT_MATCH):
+        parser.next_event()
+
+
+BODY_AT_LIMIT_CASES = [
+    Case(
+        "content-length at the limit",
+        resp(b"HTTP/1.1 200 OK", b"Content-Length: 10", body=TEN),
+        [head(200, headers=[("content-length", "10")]), body(TEN), end()],
+    ),
+    Case(
+        "chunks adding up to the limit",
+        CHUNKED_HEAD + b"6\r\n012345\r\n4\r\n6789\r\n0\r\n\r\n",
+        [head(200, headers=CHUNKED), body(TEN), end()],
+    ),
+    Case(
+        "read until close at the limit",
+        resp(b"HTTP/1.1 200 OK", body=TEN),
+        [head(200, keep_alive=False), body(TEN), end(), PeerClosed()],
+        eof=True,
+    ),
+    Case(
+        "HEAD response declaring more than the limit",
+        resp(b"HTTP/1.1 200 OK", b"Content-Length: 1000"),
+        [head(200, headers=[("content-length", "1000")]), end()],
+        methods=[HEAD],
+    ),
+    Case(
+        "304 declaring more than the limit",
+        resp(b"HTTP/1.1 304 Not Modified", b"Content-Length: 1000"),
+        [head(304, "Not Modified", [("content-length", "1000")]), end()],
+    ),
+    Case(
+        "the limit holds per response",
+        resp(b"HTTP/1.1 200 OK", b"Content-Length: 10", body=TEN) * 2,
+        [head(200, headers=[("content-length", "10")]), body(TEN), end()] * 2,
+        methods=[GET, GET],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BODY_AT_LIMIT_CASES, ids=lambda c: c.id)
+def test_a_body_of_max_body_size_passes(case: Case) -> None:
+    tr(case.methods, case.data, case.expected, eof=case.eof, max_body_size=10)
+
+
+def test_max_body_size_zero_allows_only_empty_bodies() -> None:
+    empty = resp(b"HTTP/1.1 200 OK", b"Content-Length: 0")
+    chunked = CHUNKED_HEAD + b"0\r\n\r\n"
+    events, _ = run([GET, GET], [empty + chunked], eof=False, max_body_size=0)
+    assert [type(e) for e in events] == [ResponseHead, EndOfResponse] * 2
+    tr_error([GET], resp(b"HTTP/1.1 200 OK", b"Content-Length: 1"), max_body_size=0)
+    tr_error([GET], CHUNKED_HEAD + b"1\r\n", max_body_size=0)
+
+
+def test_a_body_read_past_the_parser_at_max_body_size_passes() -> None:
+    parser = ResponseParser(max_body_size=10)
+    parser.expect(GET)
+    parser.expect(GET)
+    one = resp(b"HTTP/1.1 200 OK", b"Content-Length: 10")
+    parser.feed(one + b"0123")
+    assert isinstance(parser.next_event(), ResponseHead)
+    assert parser.body_remaining == 10
+    target = bytearray(10)
+    with memoryview(target) as view:
+        assert parser.read_body_into(view) == 4
+    parser.body_received(6)  # the owner read the rest from the socket itself
+    target[4:] = b"456789"
+    assert parser.next_event() == end()
+    parser.feed(one + TEN)
+    assert isinstance(parser.next_event(), ResponseHead)
+    assert parser.take_whole_body() == TEN
+    assert parser.bytes_consumed == 2 * (len(one) + 10)
+
+
+def test_a_negative_max_body_size_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="max_body_size"):
+        ResponseParser(max_body_size=-1)
