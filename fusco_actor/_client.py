@@ -284,7 +284,8 @@ class ClientActor(pykka.ThreadingActor):
             self._notify(ConnectInfo(False, exc, time.monotonic() - started, None))
             raise
         self._notify(ConnectInfo(True, None, time.monotonic() - started, conn.address))
-        self._wire = wire = Wire(conn, self._origin, self._options.max_head_size)
+        options = self._options
+        self._wire = wire = Wire(conn, self._origin, options.max_head_size, options.max_body_size)
         # Set the wire, then look: abort() sets the flag, then looks for the wire.
         if self._aborted is not None:
             self._close()

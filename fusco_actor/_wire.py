@@ -119,11 +119,13 @@ class Wire:
 
     __slots__ = ("_scratch", "conn", "origin", "parser", "write_failed")
 
-    def __init__(self, conn: Connection, origin: Origin, max_head_size: int) -> None:
-        """Start with an empty parser on a freshly opened connection."""
+    def __init__(
+        self, conn: Connection, origin: Origin, max_head_size: int, max_body_size: int | None
+    ) -> None:
+        """Start with an empty parser on a freshly opened connection (sizes in bytes)."""
         self.conn = conn
         self.origin = origin
-        self.parser = ResponseParser(max_head_size)
+        self.parser = ResponseParser(max_head_size, max_body_size)
         self.write_failed = False  # a pipelined write failed: read what came, write no more
         self._scratch = bytearray()  # receive buffer for large bodies, reused
 
