@@ -163,7 +163,9 @@ class ClientActor(pykka.ThreadingActor):
             return False
         try:
             inbox: Inbox = self.actor_inbox  # type: ignore[assignment]
-            if self._terminated or inbox.closed or not inbox.empty():
+            if self._terminated or inbox.closed or not inbox.empty() or self._stream is not None:
+                # (A streamed body still being read owns the connection, even while
+                # the turn is released to resolve its future.)
                 return False
             if inbox.queued != self._received:
                 # An empty inbox alone does not show the actor idle: it may have taken a
@@ -227,7 +229,7 @@ class ClientActor(pykka.ThreadingActor):
         try:
             action(*args)
         finally:
-            self._turn.acquire()
+            _acquire_through_interrupts(self._turn)
 
     def _settle(self, future: ReplyFuture[Any], value: Any) -> None:
         """Resolve ``future`` with ``value`` (turn held on entry and on return)."""
@@ -252,6 +254,7 @@ class ClientActor(pykka.ThreadingActor):
         stream = self._stream
         if stream is not None:
             stream.fail(ClientStopped(reason))
+            stream.requests.put(CLOSE)  # wake the actor waiting for the consumer
         for command in (*tuple(self._in_flight), *tuple(self._to_send), self._current):
             if isinstance(command, Command):
                 fail_stopped(command, reason)
@@ -368,6 +371,8 @@ class ClientActor(pykka.ThreadingActor):
             if self._aborted is not None:
                 self._drop_held()
                 return
+            if self._crash_in_caller is not None:
+                return  # raised by the next turn, which hands what is held over
             if limit > 1:
                 self._admit_more(limit)
             if self._to_send and (not self._in_flight or len(self._to_send) >= low_water):
@@ -549,3 +554,21 @@ class ClientActor(pykka.ThreadingActor):
             wire.conn.requests_done += 1
         else:
             self._close()
+
+
+def _acquire_through_interrupts(lock: threading.Lock) -> None:
+    """Take ``lock``; an exception raised while waiting (Ctrl-C) is re-raised once it is held.
+
+    Code after a release-then-acquire must never run without the lock, or it
+    would touch (and release) a turn another thread holds.
+    """
+    pending: BaseException | None = None
+    while True:
+        try:
+            lock.acquire()
+        except BaseException as exc:
+            pending = exc
+            continue
+        break
+    if pending is not None:
+        raise pending

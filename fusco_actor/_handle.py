@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import pykka
 
@@ -33,9 +33,15 @@ if TYPE_CHECKING:
     from fusco_actor._response import Response
     from fusco_actor._streaming import StreamingResponse
 
-__all__ = ["AsyncRequests", "Client", "fail_stopped"]
+__all__ = ["ABORT_GRACE", "AsyncRequests", "Client", "fail_stopped", "with_abort_grace"]
 
 RUNNING, RESTARTING, STOPPED = "running", "restarting", "stopped"
+ABORT_GRACE: Final = 0.1  # seconds an aborted actor is given to end, beyond a stop's timeout
+
+
+def with_abort_grace(deadline: float | None) -> float | None:
+    """Return the deadline by which an actor aborted at ``deadline`` has ended."""
+    return None if deadline is None else deadline + ABORT_GRACE
 
 
 class AsyncRequests:
@@ -165,15 +171,20 @@ class Client(AsyncRequests):
 
     def restart(self, held: list[Command]) -> None:
         """Start a new incarnation and send it ``held`` and the parked commands (supervisor)."""
-        ref = ClientActor.start(self.destination, self.options, self)
         with self._lock:
-            self._ref = ref
+            stopped = self._state == STOPPED  # e.g. aborted by disconnect(timeout) meanwhile
+        ref = None if stopped else ClientActor.start(self.destination, self.options, self)
+        with self._lock:
+            if ref is not None:
+                self._ref = ref
             # The new incarnation may already have ended (ActorRegistry.stop_all)
             # while RESTARTING: on_exit then stopped the client for good.
             stopped = self._state == STOPPED
             if not stopped:
                 self._state = RUNNING
             commands, self._parked = held + self._parked, []
+        if stopped and ref is not None:
+            ref.stop(block=False)  # stopped while it started: it must not run on
         for command in commands:
             if stopped:
                 fail_stopped(command)
@@ -314,7 +325,8 @@ class Client(AsyncRequests):
         Returns once the actor has stopped; requests sent afterwards fail with
         ``ClientStopped``. When ``timeout`` passes first it aborts: the socket
         is closed, every request still held fails with ``ClientStopped``, and
-        it returns within the timeout.
+        it returns within the timeout (plus ``ABORT_GRACE``, 0.1 s, for the
+        aborted actor to end).
 
         Args:
             timeout: seconds to wait for the queued requests and the stop;
@@ -331,7 +343,7 @@ class Client(AsyncRequests):
             command.future.get(timeout=remaining(deadline))
         except pykka.Timeout:
             self.abort(f"the client was disconnected: its {seconds} s timeout passed")
-        self.wait_stopped(remaining(deadline))
+        self.wait_stopped(remaining(with_abort_grace(deadline)))
 
     def __enter__(self) -> Client:
         """Return the client; it is disconnected on exit."""

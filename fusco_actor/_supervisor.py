@@ -33,7 +33,7 @@ import pykka
 
 from fusco_actor._exceptions import BadOption, ClientStopped, ConnectionClosed
 from fusco_actor._future import ReplyFuture
-from fusco_actor._handle import Client
+from fusco_actor._handle import Client, with_abort_grace
 from fusco_actor._inbox import Call, Command, Inbox
 from fusco_actor._options import parse_destination, parse_options
 from fusco_actor._retry import may_resend
@@ -154,9 +154,11 @@ class SupervisorActor(pykka.ThreadingActor):
         return None
 
     def on_stop(self) -> None:
-        """Give up on children whose reports are still queued (supervisor thread)."""
+        """Give up on children whose reports are still queued, stop the rest (supervisor thread)."""
         for command in self.actor_inbox.close():  # type: ignore[attr-defined]
             _report_lost(command)
+        for child in self.take_children():  # none left running unsupervised
+            child.begin_shutdown("the client's supervisor has stopped")
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         """Behave as on stop after a supervisor bug."""
@@ -167,11 +169,16 @@ class SupervisorActor(pykka.ThreadingActor):
         max_restarts: int,
         max_seconds: float,
         on_child_gone: Callable[[Client], None] | None = None,
+        children: dict[int, Client] | None = None,
     ) -> None:
-        """Hold no child yet; ``on_child_gone`` hears of each child stopped for good."""
+        """Hold no child yet; ``on_child_gone`` hears of each child stopped for good.
+
+        ``children`` is the dict the actor keeps its children in; its handle
+        holds it too, to stop them should the actor not answer in time.
+        """
         super().__init__()
         self._template = RestartIntensity(max_restarts, max_seconds)
-        self._children: dict[int, Client] = {}
+        self._children: dict[int, Client] = {} if children is None else children
         self._intensity: dict[int, RestartIntensity] = {}
         self._restarts: dict[int, int] = {}
         self._on_child_gone = on_child_gone
@@ -240,10 +247,13 @@ class Supervisor:
         0
     """
 
-    def __init__(self, ref: pykka.ActorRef[SupervisorActor]) -> None:
-        """Wrap a started supervisor actor; use :meth:`start`."""
+    def __init__(
+        self, ref: pykka.ActorRef[SupervisorActor], children: dict[int, Client] | None = None
+    ) -> None:
+        """Wrap a started supervisor actor and the dict of its children; use :meth:`start`."""
         self.actor_ref = ref
         self._proxy = ref.proxy()
+        self._children = {} if children is None else children
 
     @classmethod
     def start(
@@ -269,7 +279,9 @@ class Supervisor:
             or max_seconds <= 0
         ):
             raise BadOption(f"max_seconds: {max_seconds!r} is not a positive number of seconds")
-        return cls(SupervisorActor.start(max_restarts, float(max_seconds), on_child_gone))
+        children: dict[int, Client] = {}
+        ref = SupervisorActor.start(max_restarts, float(max_seconds), on_child_gone, children)
+        return cls(ref, children)
 
     def start_client(self, destination: Any, **options: Any) -> Client:
         """Start a client under this supervisor (``fusco_actor.start_link``).
@@ -283,7 +295,9 @@ class Supervisor:
         if not self.actor_ref.is_alive():
             raise ClientStopped("the supervisor has stopped")
         client = Client(dest, opts, self)
-        # Not waited on: a pool calls this under its lock while the supervisor
+        # Listed at once, so that a stop right after this sees the child...
+        self._children[id(client)] = client
+        # ...but not waited on: a pool calls this under its lock while the supervisor
         # may be calling the pool back. Should the supervisor die first, the
         # child's crash reports land in its closed inbox and give the child up.
         self._proxy.add_child(client)
@@ -309,7 +323,8 @@ class Supervisor:
         Queued requests fail with ``ClientStopped`` at once; requests in
         flight may finish until ``timeout`` (seconds; None = no limit) passes,
         then each child still running is aborted: its socket is closed and
-        what it held fails with ``ClientStopped``.
+        what it held fails with ``ClientStopped``. Aborted children and the
+        supervisor get ``ABORT_GRACE`` (0.1 s) more to end.
 
         Raises:
             BadArgument: ``timeout`` is not a non-negative number or None.
@@ -320,16 +335,23 @@ class Supervisor:
             children: list[Client] = self._proxy.take_children().get(timeout=remaining(deadline))
         except pykka.ActorDeadError:
             return
-        except pykka.Timeout:  # the supervisor is busy: its children are stopped without it
-            children = []
+        except pykka.Timeout:
+            # The supervisor is busy (or timeout=0): stop its children without it
+            # (a copy of the dict it keeps them in is atomic under the GIL).
+            children = list(self._children.values())
         message = "the client's supervisor has stopped"
         for child in children:
             child.begin_shutdown(message)
+        aborted = []
         for child in children:
             if not child.wait_stopped(remaining(deadline)):
                 child.abort(f"{message}: its {seconds} s stop timeout passed")
+                aborted.append(child)
+        grace = with_abort_grace(deadline)
+        for child in aborted:
+            child.wait_stopped(remaining(grace))
         with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
-            self.actor_ref.stop(block=True, timeout=remaining(deadline))
+            self.actor_ref.stop(block=True, timeout=remaining(grace))
 
     # -- reports from children (their threads) ----------------------------------
 

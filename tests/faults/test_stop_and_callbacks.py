@@ -13,23 +13,31 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import threading
 import time
 from typing import Any
 
+import pykka
 import pytest
 
 import fusco_actor
 import fusco_actor._client as client_module
 from fusco_actor import ClientStopped, RequestTimeout
-from tests.helpers import outcome, wait_for
+from fusco_actor._client import _acquire_through_interrupts
+from fusco_actor.testing import inject_crash
+from tests.helpers import outcome, start_thread, wait_for
 from tests.socketserver import (
     LONG_TIMEOUT,
     SHORT_TIMEOUT,
+    IncompleteRequest,
     SocketServerThread,
     echo_target,
     ok,
     read_request,
+    target_of,
 )
 
 STOP_TIMEOUT = 0.5  # seconds given to a stop that must abort
@@ -239,3 +247,147 @@ def test_a_resend_whose_deadline_passed_fails_without_reconnecting(
         server.wait_done()
     assert len(connects) == 1
     assert len(server.connections) == 1
+
+
+# -- found in review: races around the released turn and the abort ---------------------------
+
+
+def test_a_blocking_request_never_uses_the_connection_of_a_body_still_streaming() -> None:
+    """While the stream's future is resolved (turn released), a blocking caller must queue."""
+    body = b"S" * 3000
+    registered = threading.Event()
+
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        conn = server.accept()
+        while True:
+            try:
+                raw = read_request(conn)
+            except IncompleteRequest:
+                return
+            target = target_of(raw)
+            if target == b"/stream":
+                assert registered.wait(LONG_TIMEOUT)
+                conn.sendall(ok(body))
+            else:
+                conn.sendall(ok(target))
+
+    with SocketServerThread(handler) as server:
+        client = fusco_actor.start(server.url)
+        assert fusco_actor.request(client, "/warm", "GET", [], b"", LONG_TIMEOUT).body == b"/warm"
+        inbox = client.actor_ref.actor_inbox
+        results: dict[str, Any] = {}
+
+        def other() -> None:
+            try:
+                results["other"] = fusco_actor.request(client, "/other", "GET", [], b"", 5.0)
+            except fusco_actor.FuscoError as exc:
+                results["other"] = exc
+
+        def on_stream(_: Any) -> None:  # runs in the actor thread with the turn released
+            results["thread"] = start_thread(other)
+            # The other caller must queue behind the stream, not run on its connection.
+            results["queued"] = wait_for(lambda: inbox.queued == before + 2, SHORT_TIMEOUT)  # type: ignore[attr-defined]
+
+        before = inbox.queued  # type: ignore[attr-defined]
+        future = client.stream("/stream", "GET", timeout=LONG_TIMEOUT)
+        future.add_done_callback(on_stream)
+        registered.set()
+        with future.get(timeout=LONG_TIMEOUT) as resp:
+            assert resp.read() == body
+        results["thread"].join(LONG_TIMEOUT)
+        assert results["queued"]
+        assert isinstance(results["other"], fusco_actor.Response)
+        assert results["other"].body == b"/other"
+        client.disconnect(LONG_TIMEOUT)
+
+
+def test_an_abort_during_a_stream_ends_the_actor() -> None:
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        conn = server.accept()
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 1000)
+        conn.wait_closed_by_peer()
+
+    with SocketServerThread(handler) as server:
+        client = fusco_actor.start(server.url)
+        resp = client.stream("/big", "GET").get(timeout=LONG_TIMEOUT)
+        later = client.request("/after", "GET")
+        started = time.monotonic()
+        client.disconnect(timeout=STOP_TIMEOUT)
+        assert time.monotonic() - started < STOP_TIMEOUT + SLACK
+        assert isinstance(outcome(later, SHORT_TIMEOUT), ClientStopped)
+        assert client.actor.finished.wait(SHORT_TIMEOUT)  # the actor is not left waiting
+        with pytest.raises(ClientStopped):
+            resp.read()
+        server.wait_done()
+    assert server.connections[0].closed_by_peer.is_set()
+
+
+def test_supervisor_stop_with_no_time_left_still_stops_every_child() -> None:
+    with SocketServerThread(lambda listener, server: echo_target(server.accept())) as server:
+        sup = fusco_actor.Supervisor.start()
+        client = sup.start_client(server.url)
+        assert fusco_actor.request(client, "/a", "GET", [], b"", LONG_TIMEOUT).body == b"/a"
+        sup.stop(timeout=0)
+        assert client.is_stopped
+        assert client.actor.finished.wait(SHORT_TIMEOUT)
+        with pytest.raises(ClientStopped):
+            fusco_actor.request(client, "/b", "GET", [], b"", SHORT_TIMEOUT)
+
+
+def test_a_disconnect_that_aborts_a_restarting_child_leaves_no_incarnation_running() -> None:
+    release = threading.Event()
+
+    def busy(_: Any) -> None:  # keeps the supervisor busy while the crash report waits
+        release.wait(LONG_TIMEOUT)
+
+    with SocketServerThread(
+        lambda listener, server: [echo_target(server.accept()) for _ in range(2)]
+    ) as server:
+        sup = fusco_actor.Supervisor.start(on_child_gone=busy)
+        first = sup.start_client(server.url)
+        second = sup.start_client(server.url)
+        assert fusco_actor.request(second, "/", "GET", [], b"", LONG_TIMEOUT).status == 200
+        first.disconnect()  # the supervisor now runs `busy`
+        inject_crash(second)
+        pending = second.request("/", "GET")
+        assert wait_for(lambda: second._state == "restarting")
+        second.disconnect(timeout=0.1)
+        assert isinstance(outcome(pending, SHORT_TIMEOUT), ClientStopped)
+        release.set()
+        sup.stop(timeout=LONG_TIMEOUT)
+        assert wait_for(lambda: not pykka.ActorRegistry.get_by_class_name("ClientActor"))
+
+
+def test_ctrl_c_while_retaking_the_turn_is_raised_only_once_the_turn_is_held() -> None:
+    """Ctrl-C while a blocking caller waits to re-take the turn: raised once the turn is held."""
+    turn = threading.Lock()
+    turn.acquire()  # held by "the actor thread"
+    fired = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        fired.set()
+        raise KeyboardInterrupt
+
+    main = threading.get_ident()
+
+    def waiting() -> bool:
+        frame = sys._current_frames().get(main)
+        return frame is not None and frame.f_code is _acquire_through_interrupts.__code__
+
+    def actor_thread() -> None:
+        assert wait_for(waiting)  # the caller is inside, waiting for the turn
+        os.kill(os.getpid(), signal.SIGINT)  # the user hits Ctrl-C
+        assert fired.wait(LONG_TIMEOUT)
+        turn.release()  # the actor's serve ends
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        worker = start_thread(actor_thread)
+        with pytest.raises(KeyboardInterrupt):
+            _acquire_through_interrupts(turn)
+        worker.join(LONG_TIMEOUT)
+        assert turn.locked()  # held by the caller when the interrupt surfaced
+        turn.release()
+    finally:
+        signal.signal(signal.SIGINT, previous)
