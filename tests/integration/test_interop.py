@@ -317,6 +317,32 @@ def test_server_scenario(
     SCENARIOS[scenario](server)
 
 
+@pytest.fixture(scope="module")
+def aiohttp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteropServer]:
+    """aiohttp.web alone."""
+    instance = InteropServer(SERVERS["aiohttp.web"], tmp_path_factory.mktemp("careless"))
+    try:
+        yield instance.start()
+    finally:
+        instance.stop()
+
+
+def test_a_body_sent_on_a_head_answer_never_reaches_the_next_request(
+    aiohttp_server: InteropServer,
+) -> None:
+    """A real careless peer: an aiohttp.web handler that writes a body for HEAD.
+
+    aiohttp sends those chunks after the bodiless HEAD answer; the connection
+    that holds them must be dropped, never read for the next response.
+    """
+    with client_of(aiohttp_server) as c:
+        head = fetch(c.client, "/careless-head", "HEAD")
+        assert (head.status, head.body) == (200, b"")
+        get = fetch(c.client, "/ping")
+        assert (get.status, get.body) == (200, b"pong")
+        assert c.count == 2  # the connection holding the stray chunks was dropped
+
+
 # -- proxies ---------------------------------------------------------------------------------
 
 PROXIES = ["tinyproxy", "proxy.py"]

@@ -17,8 +17,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
         stream = web.StreamResponse(status=reply.status)
         stream.enable_chunked_encoding()
         await stream.prepare(request)
-        # aiohttp writes what a handler writes even for HEAD (unframed): write nothing.
-        for part in reply.parts if request.method != "HEAD" else ():
+        # aiohttp writes what a handler writes even for HEAD (unframed): write nothing,
+        # except on /careless-head, which shows what a careless handler does.
+        careless = request.method != "HEAD" or request.path == "/careless-head"
+        for part in reply.parts if careless else ():
             await stream.write(part)
         await stream.write_eof()
         return stream

@@ -48,7 +48,7 @@ def route(path: str, body: bytes, client_port: int | None) -> Reply:
         return Reply(200, str(client_port).encode())
     if path == "/upload":
         return Reply(200, digest(body))
-    if path == "/chunked":
+    if path in ("/chunked", "/careless-head"):
         return Reply(200, parts=tuple(PARTS))
     if path in ("/status/204", "/status/304"):
         return Reply(int(path.rsplit("/", 1)[1]))
