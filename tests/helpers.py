@@ -46,3 +46,18 @@ def join_all(threads: list[threading.Thread]) -> None:
     for thread in threads:
         thread.join(LONG_TIMEOUT)
         assert not thread.is_alive(), "a thread hung"
+
+
+def process_gone(pid: int) -> bool:
+    """True when `pid` no longer runs: no such process, or a zombie awaiting its reaper."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(b")")[2].split()[0] == b"Z"
+
+
+def wait_gone(pid: int, timeout: float = LONG_TIMEOUT) -> bool:
+    """Poll until process ``pid`` is gone or ``timeout`` seconds passed; return whether it is."""
+    return wait_for(lambda: process_gone(pid), timeout)

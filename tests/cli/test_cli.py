@@ -20,6 +20,7 @@ import pytest
 
 from fusco_actor._server import EmbeddedServer
 from fusco_actor.cli import main
+from tests.helpers import process_gone, wait_gone
 
 RUN_TIMEOUT = 30.0  # seconds for one CLI run
 STARTUP_TIMEOUT = 15.0  # seconds for `bench` to announce itself
@@ -58,26 +59,6 @@ def unreachable_url(unreachable_port: int) -> str:
 
 
 # -- processes (Linux /proc) ---------------------------------------------------------
-
-
-def process_gone(pid: int) -> bool:
-    """True when `pid` no longer runs: no such process, or a zombie awaiting its reaper."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            stat = file.read()
-    except FileNotFoundError:
-        return True
-    return stat.rpartition(b")")[2].split()[0] == b"Z"
-
-
-def wait_gone(pid: int, timeout: float) -> bool:
-    """Poll until `pid` is gone or `timeout` seconds passed; return whether it is gone."""
-    deadline = time.monotonic() + timeout
-    while not process_gone(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)  # polling a condition with a deadline, not a synchronisation
-    return True
 
 
 def server_children(parent: int) -> list[int]:

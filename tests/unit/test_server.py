@@ -19,6 +19,7 @@ import pytest
 
 from fusco_actor._server import EmbeddedServer
 from fusco_actor._server_process import ServerProcess
+from tests.helpers import process_gone, wait_gone
 
 TIMEOUT = 5.0
 EXIT_TIMEOUT = 10.0  # seconds for a server process to be gone once told (or orphaned)
@@ -340,26 +341,6 @@ def test_localhost_and_ipv6_loopback() -> None:
 
 
 # -- the server in a child process ---------------------------------------------------
-
-
-def process_gone(pid: int) -> bool:
-    """True when `pid` no longer runs: no such process, or a zombie awaiting its reaper."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            stat = file.read()
-    except FileNotFoundError:
-        return True
-    return stat.rpartition(b")")[2].split()[0] == b"Z"
-
-
-def wait_gone(pid: int, timeout: float = EXIT_TIMEOUT) -> bool:
-    """Poll until `pid` is gone or `timeout` seconds passed; return whether it is gone."""
-    deadline = time.monotonic() + timeout
-    while not process_gone(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)  # polling a condition with a deadline, not a synchronisation
-    return True
 
 
 def kill_if_running(pid: int) -> None:
