@@ -20,16 +20,34 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
 import pykka
 
 from fusco_actor._exceptions import RequestTimeout
 
-__all__ = ["ReplyFuture"]
+__all__ = ["ReplyFuture", "SchedulerBlockedError", "mark_scheduler_thread"]
 
 logger = logging.getLogger(__name__)
+
+_scheduler_ident = 0  # the scheduler thread's ident, once it runs (see _scheduler)
+
+
+def mark_scheduler_thread(ident: int) -> None:
+    """Record the scheduler thread: a blocking ``get`` there raises (``_scheduler`` calls this)."""
+    global _scheduler_ident  # noqa: PLW0603 - one scheduler per process
+    _scheduler_ident = ident
+
+
+class SchedulerBlockedError(RuntimeError):
+    """Raised when code on the scheduler thread waits on a future that is not resolved yet.
+
+    Every actor of the process runs on that thread: waiting there would freeze
+    them all, the one that should resolve the future included. Use
+    ``add_done_callback`` or ``await`` instead.
+    """
+
 
 T = TypeVar("T")
 
@@ -159,6 +177,11 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             FuscoError: the request failed.
         """
         if not self._done:
+            if threading.get_ident() == _scheduler_ident:
+                raise SchedulerBlockedError(
+                    "a blocking get() on the fusco_actor scheduler thread would freeze every "
+                    "actor; use add_done_callback() or await from actor code and callbacks"
+                )
             if self._get_hook is not None:
                 return super().get(timeout=timeout)
             if not self._done:
@@ -212,12 +235,25 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             unclaimed_only=True,
         )
 
+    def __await__(self) -> Generator[Any, None, T]:
+        """``await future`` from any asyncio loop, never blocking its thread (``wait_async``)."""
+        return self.wait_async().__await__()
+
     async def wait_async(self) -> T:
-        """Wait without blocking the event loop's thread; return or raise as :meth:`get`."""
+        """Wait without blocking the event loop's thread; return or raise as :meth:`get`.
+
+        Resolved on the awaiting loop's own thread (the scheduler's, say), the
+        waiter is woken directly; from another thread, through the loop's
+        thread-safe call.
+        """
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
+        loop_thread = threading.get_ident()
 
         def wake(_: ReplyFuture[T]) -> None:
+            if threading.get_ident() == loop_thread:
+                _set_once(waiter)
+                return
             try:
                 loop.call_soon_threadsafe(_set_once, waiter)
             except RuntimeError:  # the awaiting loop has closed: nobody is left to wake

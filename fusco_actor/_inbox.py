@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from pykka import ActorDeadError, messages
+
 from fusco_actor._encoder import PreparedRequest
 from fusco_actor._exceptions import ClientStopped
 from fusco_actor._future import ReplyFuture
@@ -116,16 +118,36 @@ class WakeCommand(Command):
 
 
 class Inbox:
-    """The client actor's inbox: a ``SimpleQueue`` that can be closed to commands."""
+    """An actor's inbox: a ``SimpleQueue`` that can be closed to commands.
 
-    __slots__ = ("_closed", "_front", "_lock", "_queue", "on_rejected", "queued")
+    A thread actor blocks in :meth:`get`. A loop actor (``_scheduler``) binds
+    a *wake* callback instead: the put that finds the actor idle calls it, and
+    the actor's turn ends with :meth:`end_turn`; both decide under the
+    inbox's lock, so no wake-up is lost. Once a loop actor has stopped its
+    inbox is *dead* (:meth:`kill`): later mail is answered at once.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_dead",
+        "_front",
+        "_lock",
+        "_queue",
+        "_scheduled",
+        "_wake",
+        "on_rejected",
+        "queued",
+    )
 
     def __init__(self) -> None:
         """Create an open, empty inbox; rejected commands go to ``on_rejected``."""
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        self._dead = False
         self._front: deque[Any] = deque()  # taken ahead by the actor, served next
+        self._wake: Callable[[], None] | None = None  # a loop actor's "run a turn"
+        self._scheduled = False  # a turn is due or running (loop actors)
         self.queued = 0  # commands queued so far, for the actor to tell whether it is idle
         self.on_rejected: Callable[[Command], None] = _reject_unowned
 
@@ -136,18 +158,87 @@ class Inbox:
             future = envelope.reply_to
             envelope = Call(message, future if isinstance(future, ReplyFuture) else None)
         elif not isinstance(message, Command):
-            self._queue.put(envelope)
+            wake = None
+            with self._lock:
+                dead = self._dead
+                if not dead:
+                    self._queue.put(envelope)
+                    wake = self._claim_turn()
+            if dead:
+                _answer_dead_letter(envelope, "the actor")
+            elif wake is not None:
+                wake()
             return
         self.put_command(envelope)
 
     def put_command(self, command: Command) -> None:
         """Queue a command, or hand it to ``on_rejected`` when the inbox is closed."""
+        wake = None
         with self._lock:
-            if not self._closed:
+            accepted = not self._closed
+            if accepted:
                 self.queued += 1
                 self._queue.put(command)
-                return
-        self.on_rejected(command)
+                wake = self._claim_turn()
+        if not accepted:
+            self.on_rejected(command)
+        elif wake is not None:
+            wake()
+
+    # -- loop actors ---------------------------------------------------------------
+
+    def _claim_turn(self) -> Callable[[], None] | None:
+        """Return the wake callback if this put must ask for a turn (lock held)."""
+        if self._wake is None or self._scheduled:
+            return None
+        self._scheduled = True
+        return self._wake
+
+    def bind(self, wake: Callable[[], None]) -> None:
+        """Make this a loop actor's inbox; ``wake()`` asks for a turn. The first is asked now."""
+        with self._lock:
+            self._wake = wake
+            self._scheduled = True
+        wake()
+
+    def take(self) -> Any:
+        """Return the next envelope, or None when none is queued (a loop actor's turn)."""
+        if self._front:
+            return self._front.popleft()
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def end_turn(self) -> bool:
+        """End a turn; return True if mail is waiting (the actor runs another turn)."""
+        with self._lock:
+            if self._front or not self._queue.empty():
+                return True
+            self._scheduled = False
+            return False
+
+    def kill(self, who: str) -> None:
+        """Refuse all mail from now on and answer what is queued (a stopped loop actor).
+
+        Commands go to ``on_rejected``; pykka envelopes asking for a reply get
+        ``ActorDeadError`` (a stop request gets None), as pykka's thread
+        teardown answers them. ``who`` names the actor in the error.
+        """
+        with self._lock:
+            self._dead = True
+        commands = self.close()
+        others: list[Any] = []
+        with self._lock:
+            while True:
+                try:
+                    others.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+        for command in commands:
+            self.on_rejected(command)
+        for envelope in others:
+            _answer_dead_letter(envelope, who)
 
     def get(self) -> Any:
         """Block until an envelope is available and return it (pykka API; actor thread)."""
@@ -207,3 +298,15 @@ def fail_stopped(command: Command, message: str = "the client has stopped") -> N
 
 def _reject_unowned(command: Command) -> None:
     fail_stopped(command)
+
+
+def _answer_dead_letter(envelope: Any, who: str) -> None:
+    """Answer a pykka envelope sent to a stopped loop actor ``who`` with ``ActorDeadError``."""
+    reply_to = getattr(envelope, "reply_to", None)
+    if reply_to is None:
+        return
+    if isinstance(envelope.message, messages._ActorStop):
+        reply_to.set(None)
+    else:
+        error = ActorDeadError(f"{who} stopped before handling the message")
+        reply_to.set_exception(exc_info=(ActorDeadError, error, None))

@@ -10,7 +10,8 @@ pykka has no supervision, so it is built from three parts:
 * the :class:`Client` handle parks commands sent while an incarnation is
   ending (the inbox is closed), so pykka's "message lands in a drained
   inbox" race cannot strand a future;
-* the :class:`SupervisorActor` decides, one message at a time, whether to
+* the :class:`SupervisorActor`, a loop actor served on the scheduler thread
+  (``_scheduler``), decides, one message at a time, whether to
   restart the child (at most ``max_restarts`` crashes within ``max_seconds``)
   and which held requests go out again (API.md §3-§4): queued ones always;
   one that was on the wire only while its ``send_retry`` and idempotency
@@ -37,6 +38,7 @@ from fusco_actor._handle import Client, with_abort_grace
 from fusco_actor._inbox import Call, Command, Inbox
 from fusco_actor._options import parse_destination, parse_options
 from fusco_actor._retry import may_resend
+from fusco_actor._scheduler import LoopActor
 from fusco_actor._transport import remaining
 from fusco_actor.messages import check_timeout
 
@@ -123,15 +125,13 @@ def _report_lost(command: Command) -> None:
         command.client.give_up(command.held, "the client's supervisor has stopped")
 
 
-class SupervisorActor(pykka.ThreadingActor):
-    """Restarts crashed children; all its state is touched in its own thread only.
+class SupervisorActor(LoopActor):
+    """Restarts crashed children; its state is touched on the scheduler thread only.
 
     Reports travel through a closable :class:`Inbox`: a report that arrives
     while or after the supervisor stops is answered by giving the child up,
     so no request a crashed child held is ever stranded.
     """
-
-    use_daemon_thread = True
 
     @staticmethod
     def _create_actor_inbox() -> Inbox:
@@ -140,12 +140,13 @@ class SupervisorActor(pykka.ThreadingActor):
         return inbox
 
     def on_receive(self, message: Any) -> Any:
-        """Handle a child's report (supervisor thread)."""
+        """Handle a child's report (scheduler thread)."""
         if isinstance(message, ChildCrashed):
             try:
                 self.crashed(message.client, message.held, message.reason)
             except Exception:
                 logger.exception("supervisor failed to restart %r", message.client)
+                self._drop(message.client)
                 message.client.give_up(message.held, "the client's supervisor failed")
         elif isinstance(message, ChildStopped):
             self.stopped(message.client)
@@ -154,7 +155,7 @@ class SupervisorActor(pykka.ThreadingActor):
         return None
 
     def on_stop(self) -> None:
-        """Give up on children whose reports are still queued, stop the rest (supervisor thread)."""
+        """Give up on children whose reports are still queued, stop the rest (scheduler thread)."""
         for command in self.actor_inbox.close():  # type: ignore[attr-defined]
             _report_lost(command)
         for child in self.take_children():  # none left running unsupervised
@@ -198,7 +199,7 @@ class SupervisorActor(pykka.ThreadingActor):
         return self._restarts.get(id(client), 0)
 
     def crashed(self, client: Client, held: list[Command], reason: Any) -> None:
-        """Restart ``client`` or give up on it (supervisor thread)."""
+        """Restart ``client`` or give up on it (scheduler thread)."""
         key = id(client)
         if key not in self._children:
             client.give_up(held, "the client's supervisor has stopped")
@@ -265,8 +266,9 @@ class Supervisor:
     ) -> Supervisor:
         """Start a supervisor; more than ``max_restarts`` crashes in ``max_seconds`` stop a child.
 
-        ``on_child_gone(client)`` is called in the supervisor's thread for each
-        child that stops for good (the pool uses it to keep its count true).
+        ``on_child_gone(client)`` is called on the scheduler thread for each
+        child that stops for good (the pool uses it to keep its count true);
+        it must not block.
 
         Raises:
             BadOption: a negative ``max_restarts`` or a non-positive ``max_seconds``.

@@ -163,7 +163,9 @@ def test_an_incarnation_stopped_before_its_restart_completes_fails_requests_inst
 
     def start_then_stop(cls: type[ClientActor], *args: Any, **kwargs: Any) -> Any:
         ref = real_start(cls, *args, **kwargs)
-        ref.stop(timeout=LONG_TIMEOUT)
+        ref.stop(block=False)
+        # Not ref.stop(block=True): that would block the scheduler thread (and raise).
+        assert ref.actor_stopped.wait(LONG_TIMEOUT)
         return ref
 
     monkeypatch.setattr(ClientActor, "start", classmethod(start_then_stop))
