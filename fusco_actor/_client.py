@@ -31,6 +31,7 @@ import queue
 import threading
 import time
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -337,7 +338,19 @@ class ClientActor(pykka.ThreadingActor):
             return False
         if call.send_retry is None:
             call.send_retry = self._options.send_retry
+        call.future.canceller = partial(self._cancel_claimed, call)
         return True
+
+    def _cancel_claimed(self, call: Call) -> None:
+        """Stop a claimed call its caller cancelled (any thread; its future is failed already).
+
+        On the wire, its connection is shut down, so that its response can
+        never be read as a later request's; not yet written, it is dropped
+        by :meth:`_write`.
+        """
+        wire = self._wire
+        if wire is not None and any(c is call for c in tuple(self._in_flight)):
+            wire.conn.interrupt()
 
     def _admit_more(self, limit: int) -> None:
         """Take further pipelinable calls from the inbox, up to ``limit`` outstanding."""
@@ -395,6 +408,10 @@ class ClientActor(pykka.ThreadingActor):
 
     def _write(self) -> None:
         calls = self._to_send
+        while calls and calls[0].future.done:  # cancelled after it was admitted
+            calls.popleft()
+        if not calls:
+            return
         first = calls[0]
         self._check_crash()
         deadline = first.deadline
@@ -416,8 +433,11 @@ class ClientActor(pykka.ThreadingActor):
             self._fail(first.future, exc)
             return
         reused = wire is previous
-        batch = list(calls)
+        batch = [c for c in calls if not c.future.done]  # none cancelled meanwhile
         calls.clear()
+        if not batch:
+            return
+        first = batch[0]
         for call in batch:
             call.reused = reused
         self._in_flight.extend(batch)
@@ -486,6 +506,8 @@ class ClientActor(pykka.ThreadingActor):
             failures.append((failed, error))
         again: list[Call] = []
         for call in self._in_flight:
+            if call.future.done:  # cancelled (or aborted): never sent again
+                continue
             prepared = call.prepared
             replayable = prepared.stream is None or iter(prepared.stream) is not prepared.stream
             if replayable and may_resend(

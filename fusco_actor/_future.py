@@ -79,6 +79,8 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         self._exc: BaseException | None = None
         self._callbacks: list[Callable[[ReplyFuture[T]], None]] | None = None
         self.deadline = deadline
+        #: Set by the actor that claimed the request: stops it in flight (see ``cancel``).
+        self.canceller: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         """Show whether the future is resolved."""
@@ -260,16 +262,38 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                 logger.debug("arequest resolved after its event loop closed; reply dropped")
 
         self.add_done_callback(wake)
+        handle = None
         if self.deadline is not None and not self._done:
             delay = max(0.0, self.deadline - time.monotonic())
             handle = loop.call_later(delay, self.expire_if_queued)
-            try:
-                await waiter
-            finally:
-                handle.cancel()
-        else:
+        try:
             await waiter
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        finally:
+            if handle is not None:
+                handle.cancel()
         return self.get()
+
+    def cancel(self) -> bool:
+        """Withdraw the request (any thread); return False if it was already resolved.
+
+        Not yet claimed by its actor, it is withdrawn: it will never be sent.
+        Claimed (on the wire, or about to be), it fails at once and its
+        actor's ``canceller`` closes the connection, so that its response can
+        never reach a later request; the client stays usable. Either way the
+        future fails with ``asyncio.CancelledError``.
+        """
+        cancelled = asyncio.CancelledError("the request was cancelled")
+        if self._resolve(None, cancelled, unclaimed_only=True):
+            return True
+        canceller = self.canceller
+        if not self._resolve(None, cancelled):
+            return False
+        if canceller is not None:
+            canceller()
+        return True
 
 
 def _set_once(waiter: asyncio.Future[None]) -> None:

@@ -7,6 +7,7 @@ a reply that never wakes the loop fails the test instead of hanging it.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -16,7 +17,14 @@ import pytest
 import fusco_actor
 from fusco_actor import BadArgument, Pool, RequestTimeout, Response
 from fusco_actor._server import EmbeddedServer
-from tests.socketserver import LONG_TIMEOUT
+from tests.socketserver import (
+    LONG_TIMEOUT,
+    SocketServerThread,
+    echo_target,
+    ok,
+    read_request,
+    target_of,
+)
 
 T = TypeVar("T")
 
@@ -148,3 +156,54 @@ def test_pool_arequest(embedded_server: EmbeddedServer) -> None:
         responses = run(main(pool))
         assert pool.size <= 4
     assert [r.body for r in responses] == [pattern(n) for n in range(0, 4000, 100)]
+
+
+# -- cancellation ------------------------------------------------------------------------
+
+
+def test_a_cancelled_arequest_on_the_wire_closes_its_connection_and_frees_the_client() -> None:
+    """Cancelling (asyncio.wait_for) a request in flight: its response never reaches the next."""
+
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        hung = server.accept()
+        read_request(hung)  # never answered
+        assert hung.wait_closed_by_peer() == b""  # the client closed it on the cancel
+        echo_target(server.accept())
+
+    async def scenario(client: fusco_actor.Client) -> bytes:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(client.arequest("/hung", "GET"), 0.2)
+        resp = await asyncio.wait_for(client.arequest("/next", "GET"), LONG_TIMEOUT)
+        return resp.body
+
+    with SocketServerThread(handler) as server:
+        with fusco_actor.start(server.url) as client:
+            assert asyncio.run(scenario(client)) == b"/next"
+        server.wait_done()
+    assert len(server.connections) == 2
+
+
+def test_a_cancelled_arequest_still_queued_is_never_sent() -> None:
+    release = threading.Event()
+
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        conn = server.accept()
+        read_request(conn)
+        assert release.wait(LONG_TIMEOUT)
+        conn.sendall(ok(b"slow"))
+        echo_target(conn)
+
+    async def scenario(client: fusco_actor.Client) -> list[bytes]:
+        slow = client.request("/slow", "GET", timeout=LONG_TIMEOUT)  # holds the connection
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(client.arequest("/withdrawn", "GET"), 0.2)
+        release.set()
+        after = await client.arequest("/after", "GET", timeout=LONG_TIMEOUT)
+        return [(await slow).body, after.body]
+
+    with SocketServerThread(handler) as server:
+        with fusco_actor.start(server.url) as client:
+            assert asyncio.run(scenario(client)) == [b"slow", b"/after"]
+        server.wait_done()
+    (conn,) = server.connections
+    assert [target_of(r) for r in conn.requests] == [b"/slow", b"/after"]
