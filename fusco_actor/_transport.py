@@ -182,20 +182,33 @@ class Connection:
         self._armed[option] = want
 
     def send_all(self, data: bytes | bytearray | memoryview, deadline: float | None) -> None:
-        """Write all of ``data`` before ``deadline``.
+        """Write all of ``data`` before ``deadline``, however slowly the peer reads.
+
+        Each ``send`` is given only the time left (``sendall`` would give every
+        partial write a fresh timeout, so a peer reading a little at a time
+        could hold the send far past the deadline).
 
         Raises:
             RequestTimeout: the deadline passed.
             ConnectionClosed: the peer reset or closed the connection.
         """
+        sock = self.sock
+        view: bytes | bytearray | memoryview = data
         try:
-            if self.plain:
-                self._arm(socket.SO_SNDTIMEO, deadline)
-            else:
-                self._set_timeout(deadline)
-            self.sock.sendall(data)
-        except BlockingIOError as exc:  # SO_SNDTIMEO ran out (the connection is dropped)
-            raise RequestTimeout("send: timed out") from exc
+            while True:
+                if self.plain:
+                    self._arm(socket.SO_SNDTIMEO, deadline)
+                else:
+                    self._set_timeout(deadline)
+                try:
+                    sent = sock.send(view)
+                except BlockingIOError:  # SO_SNDTIMEO ran out; early by at most the slack
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise RequestTimeout("send: timed out") from None
+                    continue
+                if sent >= len(view):
+                    return
+                view = memoryview(view)[sent:]
         except OSError as exc:
             raise _mapped(exc, RequestTimeout, "send") from exc
 
