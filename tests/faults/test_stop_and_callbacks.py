@@ -341,9 +341,11 @@ def test_a_disconnect_that_aborts_a_restarting_child_leaves_no_incarnation_runni
     def busy(_: Any) -> None:  # keeps the supervisor busy while the crash report waits
         release.wait(LONG_TIMEOUT)
 
-    with SocketServerThread(
-        lambda listener, server: [echo_target(server.accept()) for _ in range(2)]
-    ) as server:
+    def serve_two(listener: Any, server: SocketServerThread) -> None:
+        for _ in range(2):
+            echo_target(server.accept())
+
+    with SocketServerThread(serve_two) as server:
         sup = fusco_actor.Supervisor.start(on_child_gone=busy)
         first = sup.start_client(server.url)
         second = sup.start_client(server.url)
