@@ -104,7 +104,7 @@ class ConnectSteps:
                     )
                     if tls is None:  # pragma: no cover - only when the loop was closing
                         raise ConnectionAbortedError("the transport closed during the handshake")
-                    transport = protocol.transport = tls
+                    transport = tls
         except BaseException:
             if transport is None:
                 # Safe after a failed create_connection too: asyncio has already dropped the

@@ -1,4 +1,9 @@
-"""The ONLY asyncio socket, TLS and proxy-tunnel code: connections driven by an event loop.
+"""The asyncio socket, TLS and proxy-tunnel code (with :mod:`~fusco_actor._aio_connect`).
+
+Connections driven by an event loop, for the loop-based client actor; the
+threaded client keeps :mod:`~fusco_actor._transport`. Nothing else on the
+client side (the embedded server of ``fusco bench`` aside) touches an
+asyncio transport or a non-blocking socket.
 
 Theory of operation
 -------------------
@@ -7,6 +12,8 @@ Theory of operation
 error classes and messages. It imports every pure part from there (the
 CONNECT request and the reading of its answer, the TLS context, the words of
 the messages, :func:`~fusco_actor._transport.map_errors`) rather than copying it.
+
+The steps live in :mod:`~fusco_actor._aio_connect`:
 
 1. Resolve: an IP literal at once, a name with ``loop.getaddrinfo`` (resolver
    threads; the loop never blocks). For each address in order, a non-blocking
@@ -34,14 +41,15 @@ After the hand-over the protocol calls the owner on the loop thread:
 ``on_data``, ``on_eof``, ``on_lost`` and ``on_writable``. Bytes, an EOF or a
 loss that came between the handshake and the hand-over are delivered first,
 in order, from a ``call_soon`` callback (so after the caller has the
-connection). A peer's EOF closes the connection: see :meth:`_LoopProtocol.eof_received`.
+connection; bytes are held while reading is paused). A peer's EOF closes the
+connection: see :meth:`_LoopProtocol.eof_received`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from fusco_actor._aio_connect import ConnectSteps
 from fusco_actor._exceptions import (
@@ -59,7 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["ConnectionOwner", "LoopConnection", "open_loop_connection"]
 
 WRITE_HIGH_WATER: Final = 65_536  # bytes buffered in the transport before pause_writing
-WRITE_LOW_WATER: Final = 16_384  # bytes it drains to before resume_writing (uvloop's own is 16)
+WRITE_LOW_WATER: Final = 16_384  # bytes it drains to before resume_writing (uvloop: 16 bytes)
 
 
 class ConnectionOwner(Protocol):
@@ -74,7 +82,11 @@ class ConnectionOwner(Protocol):
         """Receive bytes from the peer (any slicing)."""
 
     def on_eof(self) -> None:
-        """Hear that the peer closed its sending side; the connection then closes."""
+        """Hear that the peer closed its sending side; the connection then closes.
+
+        ``on_lost`` may come without it: uvloop reports a TLS peer's TCP close
+        that came without close_notify as a loss only.
+        """
 
     def on_lost(self, exc: Exception | None) -> None:
         """Hear that the connection is gone (after ``close``/``abort`` too).
@@ -101,13 +113,11 @@ class _LoopProtocol(asyncio.Protocol):
         "owner",
         "paused",
         "pending_owner",
-        "transport",
         "write_blocked",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.transport: asyncio.Transport | None = None
         self.owner: ConnectionOwner | None = None
         self.pending_owner: ConnectionOwner | None = None
         self.closed = False
@@ -118,9 +128,6 @@ class _LoopProtocol(asyncio.Protocol):
         self._early_lost = False
         self._lost_exc: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         owner = self.owner

@@ -16,6 +16,7 @@ import contextlib
 import os
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -577,6 +578,35 @@ def test_a_proxy_asking_for_credentials_is_a_proxy_error_407(
 
 
 @integration
+def test_tls_in_the_tunnel_uses_proxy_ssl_context_and_names_origin_and_proxy(
+    run: Run,
+    open_proxy: ProxyPyServer,
+    tls_server: UvicornServer,
+    expired_tls_server: UvicornServer,
+    certs: Certificates,
+) -> None:
+    async def scenario() -> None:
+        conn, _ = await connect(
+            tls_server.url,
+            proxy=open_proxy.url(),
+            ssl_context=certs.client_context(trust=certs.other_ca),  # would fail
+            proxy_ssl_context=certs.client_context(),
+        )
+        assert conn.tunnelled
+        conn.close()
+
+    run(scenario())
+    options = {"proxy": open_proxy.url(), "proxy_ssl_context": certs.client_context()}
+    with pytest.raises(TLSError) as caught:
+        run(connect(expired_tls_server.url, **options))
+    assert str(caught.value).startswith(
+        f"TLS with {expired_tls_server.url} (through proxy 127.0.0.1:{open_proxy.port}): "
+        "certificate verify failed: certificate has expired"
+    )
+    assert str(caught.value) == str(threaded_error(expired_tls_server.url, **options))
+
+
+@integration
 def test_an_http_origin_through_a_proxy_connects_to_the_proxy_only(
     run: Run, open_proxy: ProxyPyServer, http_server: UvicornServer
 ) -> None:
@@ -706,6 +736,21 @@ def test_a_proxy_that_closes_before_its_answer_is_a_proxy_error(
     with (
         scripted(closing) as server,
         pytest.raises(ProxyError, match="proxy closed before answering CONNECT") as caught,
+    ):
+        run(connect("https://127.0.0.1:8443", proxy=f"http://127.0.0.1:{server.port}"))
+    assert caught.value.status is None
+
+
+def test_a_proxy_that_resets_before_its_answer_is_a_proxy_error(run: Run) -> None:
+    def handler(server: SocketServerThread) -> None:
+        with server.accept() as conn:
+            recv_head(conn)
+            # SO_LINGER on with 0 seconds: the close is a reset.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    with (
+        scripted(handler) as server,
+        pytest.raises(ProxyError, match="proxy closed") as caught,
     ):
         run(connect("https://127.0.0.1:8443", proxy=f"http://127.0.0.1:{server.port}"))
     assert caught.value.status is None
