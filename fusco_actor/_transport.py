@@ -324,6 +324,94 @@ def _nearest(connect_timeout: float | None, deadline: float | None) -> tuple[flo
     return deadline, False
 
 
+def configure_socket(sock: socket.socket, options: ClientOptions) -> None:
+    """Apply ``sockopts``, then ``tcp_nodelay``, then bind ``source_address``, before connecting.
+
+    Raises:
+        OSError: an option or the bind was refused (the caller closes ``sock``).
+    """
+    for level, opt, value in options.sockopts:
+        sock.setsockopt(level, opt, value)
+    if options.tcp_nodelay:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if options.source_address is not None:
+        sock.bind(options.source_address)
+
+
+def connect_target(destination: Destination, options: ClientOptions) -> tuple[str, int, str]:
+    """Return (host, port, words for messages) of the first hop: proxy if set, else origin."""
+    proxy = options.proxy
+    if proxy is not None:
+        return proxy.host, proxy.port, f"connect to proxy {proxy.host}:{proxy.port}"
+    return destination.host, destination.port, f"connect to {destination.origin}"
+
+
+def tls_what(destination: Destination, options: ClientOptions) -> str:
+    """Return the words for TLS errors: the origin's, even through a tunnel, and the proxy."""
+    what = f"TLS with {destination.origin}"
+    if options.proxy is not None:
+        what += f" (through proxy {options.proxy.host}:{options.proxy.port})"
+    return what
+
+
+def tls_context(options: ClientOptions, tunnelled: bool) -> ssl.SSLContext:
+    """Return the context for the TLS session with the origin.
+
+    ``proxy_ssl_context`` through a tunnel, else ``ssl_context``, else the
+    shared verifying default context.
+    """
+    context = (options.proxy_ssl_context if tunnelled else None) or options.ssl_context
+    return context if context is not None else default_ssl_context()
+
+
+def _authority(destination: Destination) -> bytes:
+    host = f"[{destination.host}]" if ":" in destination.host else destination.host
+    return f"{host}:{destination.port}".encode("idna")
+
+
+def tunnel_request(destination: Destination, options: ClientOptions) -> bytes:
+    """Return the CONNECT request (RFC 9110 §9.3.6) for ``destination`` through ``options.proxy``.
+
+    ``Host`` is the same authority (IPv6 in brackets); ``Proxy-Authorization:
+    Basic`` carries the proxy URL's user-info, if any.
+    """
+    proxy = options.proxy
+    assert proxy is not None
+    authority = _authority(destination)
+    lines = [b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (authority, authority)]
+    if proxy.username is not None:
+        secret = f"{proxy.username}:{proxy.password or ''}".encode()
+        lines.append(b"Proxy-Authorization: Basic %s\r\n" % base64.b64encode(secret))
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def tunnel_answered(parser: ResponseParser, destination: Destination) -> bool:
+    """Pull the proxy's answer from ``parser``: True once a 2xx came, False while bytes are missing.
+
+    Raises:
+        ProxyError: a non-2xx final answer (``status``, ``reason``).
+        ProtocolError: a malformed answer, or bytes after the 2xx answer.
+    """
+    while True:
+        event = parser.next_event()
+        if event is NEED_DATA:
+            return False
+        if isinstance(event, Informational):
+            continue  # RFC 9110 §15.2: 1xx before the final answer are skipped
+        if isinstance(event, ResponseHead):
+            if not 200 <= event.status < 300:
+                raise ProxyError(
+                    f"proxy refused CONNECT {_authority(destination).decode()}: "
+                    f"{event.status} {event.reason}",
+                    event.status,
+                    event.reason,
+                )
+            if parser.buffered:
+                raise ProtocolError("proxy sent bytes after its CONNECT answer")
+            return True
+
+
 def _tcp_connect(
     host: str, port: int, options: ClientOptions, deadline: float | None, what: str
 ) -> socket.socket:
@@ -332,12 +420,7 @@ def _tcp_connect(
     for family, kind, proto, _, addr in infos:
         sock = socket.socket(family, kind, proto)
         try:
-            for level, opt, value in options.sockopts:
-                sock.setsockopt(level, opt, value)
-            if options.tcp_nodelay:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if options.source_address is not None:
-                sock.bind(options.source_address)
+            configure_socket(sock, options)
             sock.settimeout(socket_timeout(deadline))
             sock.connect(addr)
         except TimeoutError:
@@ -359,48 +442,24 @@ def _tunnel(
     Raises:
         ProxyError: a non-2xx answer (``status``, ``reason``) or the proxy closing.
     """
-    proxy = options.proxy
-    assert proxy is not None
-    host = f"[{destination.host}]" if ":" in destination.host else destination.host
-    authority = f"{host}:{destination.port}".encode("idna")
-    lines = [b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (authority, authority)]
-    if proxy.username is not None:
-        secret = f"{proxy.username}:{proxy.password or ''}".encode()
-        lines.append(b"Proxy-Authorization: Basic %s\r\n" % base64.b64encode(secret))
-    lines.append(b"\r\n")
     sock.settimeout(socket_timeout(deadline))
     try:
-        sock.sendall(b"".join(lines))
+        sock.sendall(tunnel_request(destination, options))
     except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
         raise ProxyError("proxy closed before CONNECT was sent", None, "connection closed") from exc
     parser = ResponseParser(options.max_head_size)
     parser.expect(b"CONNECT")
-    while True:
-        event = parser.next_event()
-        if event is NEED_DATA:
-            sock.settimeout(socket_timeout(deadline))
-            try:
-                data = sock.recv(65_536)
-            except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
-                raise ProxyError("proxy closed the tunnel", None, "connection closed") from exc
-            if not data:
-                # Before a final answer any close is the proxy's: after a 1xx
-                # or mid-head too (the parser would call those truncated).
-                raise ProxyError("proxy closed before answering CONNECT", None, "closed")
-            parser.feed(data)
-            continue
-        if isinstance(event, Informational):
-            continue  # RFC 9110 §15.2: 1xx before the final answer are skipped
-        if isinstance(event, ResponseHead):
-            if not 200 <= event.status < 300:
-                raise ProxyError(
-                    f"proxy refused CONNECT {authority.decode()}: {event.status} {event.reason}",
-                    event.status,
-                    event.reason,
-                )
-            if parser.buffered:
-                raise ProtocolError("proxy sent bytes after its CONNECT answer")
-            return
+    while not tunnel_answered(parser, destination):
+        sock.settimeout(socket_timeout(deadline))
+        try:
+            data = sock.recv(65_536)
+        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
+            raise ProxyError("proxy closed the tunnel", None, "connection closed") from exc
+        if not data:
+            # Before a final answer any close is the proxy's: after a 1xx
+            # or mid-head too (the parser would call those truncated).
+            raise ProxyError("proxy closed before answering CONNECT", None, "closed")
+        parser.feed(data)
 
 
 def open_connection(
@@ -421,12 +480,7 @@ def open_connection(
     connect_deadline, by_connect_timeout = _nearest(options.connect_timeout, deadline)
     timeout_error: type[FuscoError] = ConnectTimeout if by_connect_timeout else RequestTimeout
     proxy = options.proxy
-    if proxy is not None:
-        target_host, target_port = proxy.host, proxy.port
-        what = f"connect to proxy {proxy.host}:{proxy.port}"
-    else:
-        target_host, target_port = destination.host, destination.port
-        what = f"connect to {destination.origin}"
+    target_host, target_port, what = connect_target(destination, options)
     with map_errors(timeout_error, what, ConnectError):
         sock = _tcp_connect(target_host, target_port, options, connect_deadline, what)
     try:
@@ -438,13 +492,8 @@ def open_connection(
                 tunnelled = True
         if destination.is_ssl:
             # A certificate or handshake failure is the origin's, even through a tunnel.
-            tls_what = f"TLS with {destination.origin}"
-            if proxy is not None:
-                tls_what += f" (through proxy {proxy.host}:{proxy.port})"
-            with map_errors(timeout_error, tls_what, ConnectError):
-                context = (options.proxy_ssl_context if tunnelled else None) or options.ssl_context
-                if context is None:
-                    context = default_ssl_context()
+            with map_errors(timeout_error, tls_what(destination, options), ConnectError):
+                context = tls_context(options, tunnelled)
                 sock = context.wrap_socket(
                     sock, server_hostname=destination.host, do_handshake_on_connect=False
                 )
