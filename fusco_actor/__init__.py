@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fusco_actor._connect_parts import ConnectInfo
 from fusco_actor._exceptions import (
     BadArgument,
     BadOption,
@@ -37,7 +38,6 @@ from fusco_actor._pool import Pool
 from fusco_actor._response import Response
 from fusco_actor._streaming import StreamingResponse
 from fusco_actor._supervisor import Supervisor
-from fusco_actor._transport import ConnectInfo
 
 __version__ = "0.1.0"
 

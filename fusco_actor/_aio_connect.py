@@ -14,9 +14,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any, Final
 
-from fusco_actor._exceptions import ConnectError, FuscoError, ProxyError, TLSError
-from fusco_actor._parser import ResponseParser
-from fusco_actor._transport import (
+from fusco_actor._connect_parts import (
     configure_socket,
     connect_target,
     map_errors,
@@ -26,6 +24,8 @@ from fusco_actor._transport import (
     tunnel_answered,
     tunnel_request,
 )
+from fusco_actor._exceptions import ConnectError, FuscoError, ProxyError, TLSError
+from fusco_actor._parser import ResponseParser
 
 if TYPE_CHECKING:
     from fusco_actor._aio_transport import _LoopProtocol

@@ -11,7 +11,7 @@ Theory of operation
 :func:`fusco_actor._transport.open_connection`: the same steps, deadlines,
 error classes and messages. It imports every pure part from there (the
 CONNECT request and the reading of its answer, the TLS context, the words of
-the messages, :func:`~fusco_actor._transport.map_errors`) rather than copying it.
+the messages, :func:`~fusco_actor._connect_parts.map_errors`) rather than copying it.
 
 The steps live in :mod:`~fusco_actor._aio_connect`:
 
@@ -52,6 +52,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from fusco_actor._aio_connect import ConnectSteps
+from fusco_actor._connect_parts import map_errors, nearest_deadline, socket_timeout
 from fusco_actor._exceptions import (
     ConnectError,
     ConnectionClosed,
@@ -59,7 +60,6 @@ from fusco_actor._exceptions import (
     FuscoError,
     RequestTimeout,
 )
-from fusco_actor._transport import _nearest, map_errors, socket_timeout
 
 if TYPE_CHECKING:
     from fusco_actor._options import ClientOptions, Destination
@@ -92,7 +92,7 @@ class ConnectionOwner(Protocol):
         """Hear that the connection is gone (after ``close``/``abort`` too).
 
         ``exc`` is None after a clean close, else the raw ``OSError`` or
-        ``ssl.SSLError`` (``_transport.map_errors`` turns it into an API error).
+        ``ssl.SSLError`` (``_connect_parts.map_errors`` turns it into an API error).
         """
 
     def on_writable(self) -> None:
@@ -363,7 +363,7 @@ async def open_loop_connection(
                                           parse_options({}), time.monotonic() + 5.0, owner)
         conn.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n")
     """
-    connect_deadline, by_connect_timeout = _nearest(options.connect_timeout, deadline)
+    connect_deadline, by_connect_timeout = nearest_deadline(options.connect_timeout, deadline)
     timeout_error: type[FuscoError] = ConnectTimeout if by_connect_timeout else RequestTimeout
     steps = ConnectSteps(destination, options, connect_deadline, timeout_error)
     with map_errors(timeout_error, steps.what, ConnectError):

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from fusco_actor._connect_parts import ConnectInfo, remaining
 from fusco_actor._cookies import CookieJar
 from fusco_actor._exceptions import ClientStopped, ConnectionClosed, FuscoError, RequestTimeout
 from fusco_actor._future import ReplyFuture
@@ -52,7 +53,7 @@ from fusco_actor._inbox import (
 )
 from fusco_actor._retry import may_resend
 from fusco_actor._streaming import CLOSE, StreamChannel, StreamingResponse
-from fusco_actor._transport import ConnectInfo, Connection, open_connection, remaining
+from fusco_actor._transport import Connection, open_connection
 from fusco_actor._wire import BodyStreamFailed, ClosedEarly, Origin, Wire
 
 if TYPE_CHECKING:

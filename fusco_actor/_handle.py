@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pykka
 
 from fusco_actor._client import ClientActor
+from fusco_actor._connect_parts import remaining
 from fusco_actor._future import ReplyFuture
 from fusco_actor._inbox import (
     Call,
@@ -25,7 +26,6 @@ from fusco_actor._inbox import (
     StreamCall,
     fail_stopped,
 )
-from fusco_actor._transport import remaining
 from fusco_actor.messages import Request, check_timeout
 
 if TYPE_CHECKING:

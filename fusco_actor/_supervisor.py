@@ -32,6 +32,7 @@ from typing import Any
 
 import pykka
 
+from fusco_actor._connect_parts import remaining
 from fusco_actor._exceptions import BadOption, ClientStopped, ConnectionClosed
 from fusco_actor._future import ReplyFuture
 from fusco_actor._handle import Client, with_abort_grace
@@ -39,7 +40,6 @@ from fusco_actor._inbox import Call, Command, Inbox
 from fusco_actor._options import parse_destination, parse_options
 from fusco_actor._retry import may_resend
 from fusco_actor._scheduler import LoopActor
-from fusco_actor._transport import remaining
 from fusco_actor.messages import check_timeout
 
 __all__ = ["RestartIntensity", "Supervisor", "SupervisorActor", "split_held"]
