@@ -190,16 +190,24 @@ def test_a_flooded_actor_does_not_starve_another() -> None:
     order: list[str] = []
     busy = Recorder.start(order)
     quiet = Recorder.start(order)
-    gate = threading.Event()
+    for ref in (busy, quiet):  # both past their first turn (on_start)
+        assert ref.proxy().started.get(timeout=LONG_TIMEOUT)
+    holding, gate = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        gate.wait(LONG_TIMEOUT)
+
     # Hold the loop so that all the mail is queued before any turn runs.
-    get_scheduler().call_soon(gate.wait, LONG_TIMEOUT)
+    get_scheduler().call_soon(hold)
+    assert holding.wait(LONG_TIMEOUT)
     for i in range(1000):
         busy.tell(f"busy-{i}")
     quiet.tell("quiet")
     gate.set()
     assert wait_for(lambda: len(order) == 1001)
     assert order.index("quiet") < order.index("busy-999")  # turns are bounded (TURN_LIMIT)
-    assert order.index("quiet") <= LoopActor.TURN_LIMIT
+    assert order.index("quiet") == LoopActor.TURN_LIMIT  # right after busy's first turn
     busy.stop(block=True, timeout=LONG_TIMEOUT)
     quiet.stop(block=True, timeout=LONG_TIMEOUT)
 
