@@ -218,7 +218,7 @@ def test_ten_thousand_actors_add_no_thread() -> None:
     refs = [Recorder.start() for _ in range(10_000)]
     futures = [ref.ask("hello", block=False) for ref in refs]
     assert all(f.get(timeout=LONG_TIMEOUT) == "hello" for f in futures)
-    assert threading.active_count() == before
+    assert threading.active_count() <= before  # (threads of earlier tests may still be ending)
     stops = [ref.stop(block=False) for ref in refs]
     for stop in stops:
         stop.get(timeout=LONG_TIMEOUT)
