@@ -31,7 +31,6 @@ import queue
 import threading
 import time
 from collections import deque
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -115,6 +114,7 @@ class ClientActor(pykka.ThreadingActor):
         self._current: Any = None  # the message being served
         self._received = 0  # commands on_receive has begun to serve (under the turn)
         self._caller_runs = self.CALLER_RUNS and options.pipeline == 1
+        self._canceller = self._cancel_claimed  # one bound method for every call
 
     @property
     def connection(self) -> Connection | None:
@@ -339,18 +339,18 @@ class ClientActor(pykka.ThreadingActor):
             return False
         if call.send_retry is None:
             call.send_retry = self._options.send_retry
-        call.future.canceller = partial(self._cancel_claimed, call)
+        call.future.canceller = self._canceller
         return True
 
-    def _cancel_claimed(self, call: Call) -> None:
-        """Stop a claimed call its caller cancelled (any thread; its future is failed already).
+    def _cancel_claimed(self, future: ReplyFuture[Any]) -> None:
+        """Stop a claimed call its caller cancelled (any thread; ``future`` is failed already).
 
         On the wire, its connection is shut down, so that its response can
         never be read as a later request's; not yet written, it is dropped
         by :meth:`_write`.
         """
         wire = self._wire
-        if wire is not None and any(c is call for c in tuple(self._in_flight)):
+        if wire is not None and any(c.future is future for c in tuple(self._in_flight)):
             wire.conn.interrupt()
 
     def _admit_more(self, limit: int) -> None:

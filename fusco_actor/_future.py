@@ -79,8 +79,8 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         self._exc: BaseException | None = None
         self._callbacks: list[Callable[[ReplyFuture[T]], None]] | None = None
         self.deadline = deadline
-        #: Set by the actor that claimed the request: stops it in flight (see ``cancel``).
-        self.canceller: Callable[[], None] | None = None
+        #: Set by the actor that claimed the request: ``canceller(self)`` stops it in flight.
+        self.canceller: Callable[[ReplyFuture[Any]], None] | None = None
 
     def __repr__(self) -> str:
         """Show whether the future is resolved."""
@@ -292,7 +292,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         if not self._resolve(None, cancelled):
             return False
         if canceller is not None:
-            canceller()
+            canceller(self)
         return True
 
 
