@@ -115,6 +115,7 @@ class ClientActor(pykka.ThreadingActor):
         self._received = 0  # commands on_receive has begun to serve (under the turn)
         self._caller_runs = self.CALLER_RUNS and options.pipeline == 1
         self._canceller = self._cancel_claimed  # one bound method for every call
+        self._cancel_lock = threading.Lock()  # see _cancel_claimed
 
     @property
     def connection(self) -> Connection | None:
@@ -345,13 +346,20 @@ class ClientActor(pykka.ThreadingActor):
     def _cancel_claimed(self, future: ReplyFuture[Any]) -> None:
         """Stop a claimed call its caller cancelled (any thread; ``future`` is failed already).
 
-        On the wire, its connection is shut down, so that its response can
-        never be read as a later request's; not yet written, it is dropped
-        by :meth:`_write`.
+        Not yet written, it is dropped by :meth:`_write`. Alone on the wire,
+        its connection is shut down, which frees the client however long the
+        server takes. With other requests in flight behind or before it, the
+        connection is left alone (shutting it would re-send or fail them):
+        its response is read in order and dropped, so it can never be taken
+        for a later request's. The check and the shutdown hold
+        ``_cancel_lock``, which the actor takes to retire a finished call, so
+        a late shutdown can never cut the next request.
         """
-        wire = self._wire
-        if wire is not None and any(c.future is future for c in tuple(self._in_flight)):
-            wire.conn.interrupt()
+        with self._cancel_lock:
+            wire = self._wire
+            in_flight = tuple(self._in_flight)
+            if wire is not None and len(in_flight) == 1 and in_flight[0].future is future:
+                wire.conn.interrupt()
 
     def _admit_more(self, limit: int) -> None:
         """Take further pipelinable calls from the inbox, up to ``limit`` outstanding."""
@@ -483,7 +491,8 @@ class ClientActor(pykka.ThreadingActor):
             return
         response, keep = wire.read_response(call, early_head)
         self._check_crash()  # a crash here leaves the call in flight, for the supervisor
-        self._in_flight.remove(call)
+        with self._cancel_lock:
+            self._in_flight.remove(call)
         if not keep:
             # RFC 9112 §9.6: a server that answers "close" processes no further request
             # on the connection, so those pipelined behind it were never seen.

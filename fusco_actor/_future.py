@@ -135,13 +135,17 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         return self._resolve(None, exc)
 
     def set(self, value: Any | None = None) -> None:
-        """Set the value (pykka API).
+        """Set the value (pykka API); a no-op on a cancelled future.
 
         Raises:
-            queue.Full: the future is already resolved.
+            queue.Full: the future is already resolved (and was not cancelled).
         """
-        if not self._resolve(value, None):
+        if not self._resolve(value, None) and not self._cancelled():
             raise queue.Full
+
+    def _cancelled(self) -> bool:
+        """Return whether :meth:`cancel` resolved this future (its late answer is dropped)."""
+        return isinstance(self._exc, asyncio.CancelledError)
 
     def set_exception(self, exc_info: Any = None) -> None:
         """Set an exception from ``exc_info`` or the one being handled (pykka API).
@@ -152,11 +156,19 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         if exc_info is None:
             exc_info = sys.exc_info()
         exc = exc_info[1] if exc_info[1] is not None else exc_info[0]()
-        if not self._resolve(None, exc):
+        if not self._resolve(None, exc) and not self._cancelled():
             raise queue.Full
 
     def add_done_callback(self, callback: Callable[[ReplyFuture[T]], None]) -> None:
-        """Call ``callback(self)`` once resolved, in the resolving thread (at once if resolved)."""
+        """Call ``callback(self)`` once resolved, in the resolving thread (at once if resolved).
+
+        Raises:
+            TypeError: a future pykka derived with a get-hook (``map``, ``join``,
+                ``ActorRef.stop(block=False)``): it is never resolved itself;
+                use ``get()`` or ``await``.
+        """
+        if self._get_hook is not None:
+            raise TypeError("a pykka-derived future (get-hook) takes no done-callback")
         with _TRANSITION:
             if not self._done:
                 if self._callbacks is None:
@@ -179,7 +191,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             FuscoError: the request failed.
         """
         if not self._done:
-            if threading.get_ident() == _scheduler_ident:
+            if self._get_hook is None and threading.get_ident() == _scheduler_ident:
                 raise SchedulerBlockedError(
                     "a blocking get() on the fusco_actor scheduler thread would freeze every "
                     "actor; use add_done_callback() or await from actor code and callbacks"
@@ -249,6 +261,11 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         thread-safe call.
         """
         loop = asyncio.get_running_loop()
+        if self._get_hook is not None:
+            # pykka derived this future (map, join, stop(block=False)): only get() can
+            # resolve it, so it runs on an executor thread, never the loop's.
+            result: T = await loop.run_in_executor(None, self.get)
+            return result
         waiter: asyncio.Future[None] = loop.create_future()
         loop_thread = threading.get_ident()
 

@@ -14,6 +14,7 @@ lands in an inbox that a dying actor has already drained and is never answered.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -305,8 +306,9 @@ def _answer_dead_letter(envelope: Any, who: str) -> None:
     reply_to = getattr(envelope, "reply_to", None)
     if reply_to is None:
         return
-    if isinstance(envelope.message, messages._ActorStop):
-        reply_to.set(None)
-    else:
-        error = ActorDeadError(f"{who} stopped before handling the message")
-        reply_to.set_exception(exc_info=(ActorDeadError, error, None))
+    with contextlib.suppress(queue.Full):  # already resolved (cancelled): nothing to say
+        if isinstance(envelope.message, messages._ActorStop):
+            reply_to.set(None)
+        else:
+            error = ActorDeadError(f"{who} stopped before handling the message")
+            reply_to.set_exception(exc_info=(ActorDeadError, error, None))

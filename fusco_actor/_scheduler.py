@@ -31,14 +31,16 @@ of freezing every actor (see :func:`on_scheduler_thread`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import queue
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import pykka
-from pykka import ActorRegistry
+from pykka import ActorDeadError, ActorRegistry
 
 from fusco_actor._future import ReplyFuture, mark_scheduler_thread
 from fusco_actor._inbox import Inbox
@@ -181,6 +183,10 @@ class LoopActor(pykka.Actor):
         except Exception:
             logger.exception("turn of %s failed; stopping it", self)
             self._handle_failure(*sys.exc_info())
+            with contextlib.suppress(Exception):
+                self.on_failure(*sys.exc_info())
+        except BaseException:  # e.g. SystemExit in on_start: it must never reach the loop
+            self._stop_everything()
         if self.actor_stopped.is_set():
             inbox.kill(str(self.actor_ref))
         elif inbox.end_turn():
@@ -203,6 +209,16 @@ class LoopActor(pykka.Actor):
                 except Exception:
                     self._handle_failure(*sys.exc_info())
         except BaseException:
-            logger.debug(f"{sys.exc_info()[1]!r} in {self}. Stopping all actors.")
-            self._stop()
-            ActorRegistry.stop_all(block=False)  # never block the scheduler thread
+            if envelope.reply_to is not None:
+                error = ActorDeadError(f"{self} stopped by {sys.exc_info()[1]!r}")
+                with contextlib.suppress(queue.Full):
+                    envelope.reply_to.set_exception(exc_info=(ActorDeadError, error, None))
+            self._stop_everything()
+
+    def _stop_everything(self) -> None:
+        """Stop this actor and every other, as pykka does on a ``BaseException`` (never blocks)."""
+        logger.debug(f"{sys.exc_info()[1]!r} in {self}. Stopping all actors.")
+        if not self.actor_stopped.is_set():
+            with contextlib.suppress(Exception):
+                self._stop()
+        ActorRegistry.stop_all(block=False)  # never block the scheduler thread

@@ -233,9 +233,10 @@ class SupervisorActor(LoopActor):
 
     def take_children(self) -> list[Client]:
         """Stop supervising every child and return them (the caller stops them)."""
-        children = list(self._children.values())
-        self._children.clear()
-        return children
+        children = list(self._children.items())
+        for key, _ in children:  # not clear(): start_client may add one meanwhile
+            self._children.pop(key, None)
+        return [child for _, child in children]
 
 
 class Supervisor:
@@ -335,11 +336,9 @@ class Supervisor:
         deadline = None if seconds is None else time.monotonic() + seconds
         try:
             children: list[Client] = self._proxy.take_children().get(timeout=remaining(deadline))
-        except pykka.ActorDeadError:
-            return
-        except pykka.Timeout:
-            # The supervisor is busy (or timeout=0): stop its children without it
-            # (a copy of the dict it keeps them in is atomic under the GIL).
+        except (pykka.ActorDeadError, pykka.Timeout):
+            # The supervisor is busy (or timeout=0) or dead: stop its children without
+            # it (a copy of the dict it keeps them in is atomic under the GIL).
             children = list(self._children.values())
         message = "the client's supervisor has stopped"
         for child in children:

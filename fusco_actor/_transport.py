@@ -57,6 +57,13 @@ def _mapped(exc: OSError, timeout_error: type[FuscoError], what: str) -> FuscoEr
     raise AssertionError("map_errors always maps an OSError")  # pragma: no cover
 
 
+def _byte_view(data: memoryview) -> memoryview:
+    """Return ``data`` as a flat view of bytes (copying a non-contiguous one)."""
+    if data.format == "B" and data.ndim == 1:
+        return data
+    return data.cast("B") if data.c_contiguous else memoryview(data.tobytes())
+
+
 class Connection:
     """One connected socket (plain or TLS) with deadline-based I/O.
 
@@ -126,7 +133,8 @@ class Connection:
             ConnectionClosed: the peer reset or closed the connection.
         """
         sock = self.sock
-        view: bytes | bytearray | memoryview = data
+        # Partial sends are counted in bytes: a memoryview must count in bytes too.
+        view = data if not isinstance(data, memoryview) else _byte_view(data)
         try:
             while True:
                 if self.plain:
@@ -139,7 +147,7 @@ class Connection:
                     if deadline is not None and time.monotonic() >= deadline:
                         raise RequestTimeout("send: timed out") from None
                     continue
-                if sent >= len(view):
+                if sent >= len(view):  # len() counts bytes for every view here
                     return
                 view = memoryview(view)[sent:]
         except OSError as exc:

@@ -257,3 +257,65 @@ def test_the_scheduler_falls_back_to_asyncios_loop_when_asked() -> None:
     assert done.stdout.split() == ["asyncio", "hi"]
     default = get_scheduler().loop_name
     assert default == ("asyncio" if os.environ.get(LOOP_ENV) == "asyncio" else "uvloop")
+
+
+# -- found in review ------------------------------------------------------------------------
+
+
+class Slow(LoopActor):
+    """Answers only once released, so that its caller can give up first."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__()
+        self.release = release
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "wait":
+            # Holds the loop: acceptable in a test, as a stand-in for a slow answer.
+            self.release.wait(LONG_TIMEOUT)
+        if message == "exit":
+            raise SystemExit
+        return message
+
+
+class ExitsOnStart(LoopActor):
+    def on_start(self) -> None:
+        raise SystemExit(3)
+
+
+def test_a_cancelled_ask_does_not_kill_the_actor_that_answers_it() -> None:
+    release = threading.Event()
+    ref = Slow.start(release)
+    future = ref.ask("wait", block=False)
+    assert future.cancel()
+    release.set()
+    assert ref.ask("still here", timeout=LONG_TIMEOUT) == "still here"
+    with pytest.raises(asyncio.CancelledError):
+        future.get(timeout=SHORT_TIMEOUT)
+    ref.stop(block=True, timeout=LONG_TIMEOUT)
+
+
+def test_an_ask_whose_handler_raises_a_base_exception_is_answered() -> None:
+    ref = Slow.start(threading.Event())
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("exit", timeout=LONG_TIMEOUT)
+
+
+def test_a_base_exception_in_on_start_never_kills_the_scheduler_thread() -> None:
+    scheduler = get_scheduler()
+    ref = ExitsOnStart.start()
+    assert ref.actor_stopped.wait(LONG_TIMEOUT)
+    assert scheduler.thread.is_alive()
+    survivor = Recorder.start()
+    assert survivor.ask("served", timeout=LONG_TIMEOUT) == "served"
+    survivor.stop(block=True, timeout=LONG_TIMEOUT)
+
+
+def test_a_pykka_derived_future_can_be_awaited() -> None:
+    ref = Recorder.start()
+
+    async def stop() -> Any:
+        return await ref.stop(block=False)
+
+    assert asyncio.run(stop()) is True
+    assert not ref.is_alive()

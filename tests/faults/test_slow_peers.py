@@ -6,6 +6,7 @@ read a little at a time held a 1 s request for many seconds.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ssl
 import time
@@ -17,6 +18,7 @@ import trustme
 
 import fusco_actor
 from fusco_actor import RequestTimeout
+from fusco_actor._transport import Connection
 from tests.helpers import outcome
 from tests.socketserver import LONG_TIMEOUT, SocketServerThread
 
@@ -73,3 +75,31 @@ def test_a_send_ends_at_the_deadline_however_slowly_the_peer_reads(
             took = time.monotonic() - started
             assert isinstance(result, RequestTimeout), result
             assert took < TIMEOUT + SLACK, f"the send outlived its deadline: {took:.1f} s"
+
+
+class PartialSocket:
+    """A stand-in socket whose every send takes at most 3000 bytes (as a timed-out send may)."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def settimeout(self, timeout: float | None) -> None:
+        pass
+
+    def gettimeout(self) -> float | None:
+        return None
+
+    def setsockopt(self, *args: Any) -> None:
+        pass
+
+    def send(self, data: Any) -> int:
+        view = memoryview(data).cast("B")[:3000]
+        self.out += view
+        return view.nbytes
+
+
+def test_partial_sends_of_a_view_of_wide_items_count_bytes() -> None:
+    data = memoryview(array.array("I", range(1000)))  # 4000 bytes, 1000 items
+    sock = PartialSocket()
+    Connection(sock, ("127.0.0.1", 0), False).send_all(data, time.monotonic() + LONG_TIMEOUT)  # type: ignore[arg-type]
+    assert bytes(sock.out) == data.tobytes()

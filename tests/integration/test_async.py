@@ -7,6 +7,8 @@ a reply that never wakes the loop fails the test instead of hanging it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 import threading
 import time
 from collections.abc import Coroutine
@@ -16,9 +18,13 @@ import pytest
 
 import fusco_actor
 from fusco_actor import BadArgument, Pool, RequestTimeout, Response
+from fusco_actor import _transport as transport
+from fusco_actor._client import ClientActor
 from fusco_actor._server import EmbeddedServer
+from tests.helpers import start_thread, wait_for
 from tests.socketserver import (
     LONG_TIMEOUT,
+    IncompleteRequest,
     SocketServerThread,
     echo_target,
     ok,
@@ -207,3 +213,77 @@ def test_a_cancelled_arequest_still_queued_is_never_sent() -> None:
         server.wait_done()
     (conn,) = server.connections
     assert [target_of(r) for r in conn.requests] == [b"/slow", b"/after"]
+
+
+def test_cancelling_one_pipelined_arequest_resends_or_fails_no_other() -> None:
+    answer = threading.Event()
+
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        conn = server.accept()
+        targets = [target_of(read_request(conn)) for _ in range(4)]  # all four on the wire
+        assert answer.wait(LONG_TIMEOUT)
+        conn.sendall(b"".join(ok(t) for t in targets))
+        echo_target(conn)
+
+    async def scenario(client: fusco_actor.Client) -> list[Any]:
+        tasks = [asyncio.ensure_future(client.arequest(f"/r{i}", "GET")) for i in range(4)]
+        while len(server.connections) < 1 or len(server.connections[0].requests) < 4:
+            await asyncio.sleep(0.01)  # polling the server's count, bounded by the test timeout
+        tasks[3].cancel()
+        answer.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    with SocketServerThread(handler) as server:
+        with fusco_actor.start(server.url, pipeline=4, send_retry=1) as client:
+            results = asyncio.run(scenario(client))
+            assert [r.body for r in results[:3]] == [b"/r0", b"/r1", b"/r2"]
+            assert isinstance(results[3], asyncio.CancelledError)
+            after = fusco_actor.request(client, "/after", "GET", [], b"", LONG_TIMEOUT)
+            assert after.body == b"/after"  # the dropped response never reached it
+        server.wait_done()
+    (conn,) = server.connections  # nothing was re-sent on another connection
+    assert [target_of(r) for r in conn.requests] == [b"/r0", b"/r1", b"/r2", b"/r3", b"/after"]
+
+
+def test_a_late_cancel_never_cuts_the_next_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cancel's check and its shutdown are one step: the next POST is never cut, re-sent."""
+    real_interrupt = transport.Connection.interrupt
+    interrupting, proceed, answer_x = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_interrupt(self: transport.Connection) -> None:
+        interrupting.set()
+        assert proceed.wait(LONG_TIMEOUT)  # the cancelling thread loses the CPU here
+        real_interrupt(self)
+
+    monkeypatch.setattr(transport.Connection, "interrupt", slow_interrupt)
+
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        conn = server.accept()
+        read_request(conn)  # /x
+        assert answer_x.wait(LONG_TIMEOUT)
+        conn.sendall(ok(b"x"))
+        with contextlib.suppress(IncompleteRequest, OSError):
+            conn.sendall(ok(target_of(read_request(conn))))  # /pay, if it comes here
+        echo_target(server.accept())  # a fresh connection after the cancel's shutdown
+
+    def actor_waits_for_the_cancel() -> bool:  # blocked retiring /x (the top frame: _finish)
+        return any(
+            frame.f_code is ClientActor._finish.__code__ for frame in sys._current_frames().values()
+        )
+
+    with SocketServerThread(handler) as server:
+        with fusco_actor.start(server.url, send_retry=1) as client:
+            x = client.request("/x", "GET")
+            assert wait_for(lambda: bool(server.connections and server.connections[0].requests))
+            post = client.request("/pay", "POST", body=b"1", timeout=LONG_TIMEOUT)
+            cancelling = start_thread(x.cancel)
+            assert interrupting.wait(LONG_TIMEOUT)  # checked "alone in flight", not yet shut
+            answer_x.set()  # /x's answer arrives while the cancel is half done
+            first = server.connections[0]
+            assert wait_for(lambda: actor_waits_for_the_cancel() or len(first.requests) > 1)
+            proceed.set()
+            cancelling.join(LONG_TIMEOUT)
+            assert post.get(timeout=LONG_TIMEOUT).status == 200
+        server.wait_done()
+    posts = [r for c in server.connections for r in c.requests if r.startswith(b"POST")]
+    assert len(posts) == 1, "the POST was cut by a late cancel and sent again"
