@@ -21,29 +21,17 @@ from fusco_actor.testing import inject_crash
 from tests.socketserver import (
     LONG_TIMEOUT,
     SHORT_TIMEOUT,
-    IncompleteRequest,
-    ServerConnection,
     SocketServerThread,
+    echo_target,
     ok,
     read_request,
     target_of,
 )
 
 
-def echo_targets(conn: ServerConnection) -> None:
-    """Answer every request on ``conn`` with its own target, until the peer closes."""
-    while True:
-        try:
-            raw = read_request(conn)
-        except IncompleteRequest as exc:
-            assert exc.partial == b"", f"peer closed mid-request: {exc.partial!r}"
-            return
-        conn.sendall(ok(target_of(raw)))
-
-
 def one_connection_server(listener: Any, server: SocketServerThread) -> None:
     """Serve one keep-alive connection; any other connection is left in the backlog."""
-    echo_targets(server.accept())
+    echo_target(server.accept())
 
 
 def get(client: fusco_actor.Client, path: str) -> fusco_actor.Response:
@@ -141,7 +129,7 @@ def test_blocking_request_queues_behind_one_on_the_wire() -> None:
         assert release.wait(LONG_TIMEOUT)
         quiet_before_answer.append(not conn.readable(0.1))
         conn.sendall(ok(b"/first"))
-        echo_targets(conn)
+        echo_target(conn)
 
     with SocketServerThread(handler) as server:
         client = fusco_actor.start(server.url)
