@@ -46,7 +46,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fusco_actor tests examples bench
 	$(VENV)/bin/ruff format --check fusco_actor tests examples bench
-	$(VENV)/bin/mypy fusco_actor
+	$(VENV)/bin/mypy fusco_actor tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info

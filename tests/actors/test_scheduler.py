@@ -287,6 +287,7 @@ def test_a_cancelled_ask_does_not_kill_the_actor_that_answers_it() -> None:
     release = threading.Event()
     ref = Slow.start(release)
     future = ref.ask("wait", block=False)
+    assert isinstance(future, ReplyFuture)
     assert future.cancel()
     release.set()
     assert ref.ask("still here", timeout=LONG_TIMEOUT) == "still here"

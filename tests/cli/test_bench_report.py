@@ -17,6 +17,7 @@ from fusco_actor._bench import (
     format_report,
     summarize,
 )
+from fusco_actor._future import ReplyFuture
 
 MS = 1_000_000  # nanoseconds per millisecond
 INFO = {
@@ -30,17 +31,15 @@ INFO = {
 }
 
 
-class Done:
-    """A resolved ReplyFuture stand-in: ``get()`` returns a response or raises."""
+class Done(ReplyFuture[Any]):
+    """A resolved future: ``get()`` returns a response stand-in or raises ``error``."""
 
     def __init__(self, status: int = 200, size: int = 10, error: Exception | None = None) -> None:
-        self._response = SimpleNamespace(status=status, size=size)
-        self._error = error
-
-    def get(self) -> Any:
-        if self._error is not None:
-            raise self._error
-        return self._response
+        super().__init__()
+        if error is not None:
+            self.try_fail(error)
+        else:
+            self.try_set(SimpleNamespace(status=status, size=size))
 
 
 def report_of(

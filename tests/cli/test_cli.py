@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,7 +181,7 @@ def test_get_post_data_is_echoed(embedded_server: EmbeddedServer) -> None:
 
 
 def test_get_data_file_and_stdin_are_sent_as_the_body(
-    embedded_server: EmbeddedServer, tmp_path
+    embedded_server: EmbeddedServer, tmp_path: Path
 ) -> None:
     data = bytes(range(256)) * 4
     path = tmp_path / "body.bin"
@@ -250,7 +252,7 @@ def test_get_missing_ca_file_fails_with_one_line() -> None:
 # -- fusco bench ---------------------------------------------------------------------
 
 
-def check_report(report: dict, requests: int) -> None:
+def check_report(report: dict[str, Any], requests: int) -> None:
     assert report["requests"] == requests
     assert report["responses"] == requests
     assert report["error_count"] == 0
@@ -497,7 +499,9 @@ def test_invalid_arguments_are_usage_errors(args: list[str]) -> None:
     assert proc.stdout == b""
 
 
-def test_main_returns_two_for_a_usage_error_without_exiting(capsys) -> None:
+def test_main_returns_two_for_a_usage_error_without_exiting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["bench", "-c", "0"]) == 2
     assert "usage: fusco" in capsys.readouterr().err
 

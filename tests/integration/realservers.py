@@ -451,10 +451,10 @@ def fetch(
     client: fusco_actor.Client,
     path: str = "/echo",
     method: str = "GET",
-    body: bytes = b"",
+    body: Any = b"",
     headers: Any = (),
 ) -> fusco_actor.Response:
-    """Send one request and wait for it, bounded in time."""
+    """Send one request (``body`` as ``Client.request`` takes it) and wait, bounded in time."""
     future = client.request(path, method, headers, body, timeout=REQUEST_TIMEOUT)
     return future.get(timeout=REQUEST_TIMEOUT + LONG_TIMEOUT)
 

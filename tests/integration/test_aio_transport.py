@@ -596,7 +596,10 @@ def test_tls_in_the_tunnel_uses_proxy_ssl_context_and_names_origin_and_proxy(
         conn.close()
 
     run(scenario())
-    options = {"proxy": open_proxy.url(), "proxy_ssl_context": certs.client_context()}
+    options: dict[str, Any] = {
+        "proxy": open_proxy.url(),
+        "proxy_ssl_context": certs.client_context(),
+    }
     with pytest.raises(TLSError) as caught:
         run(connect(expired_tls_server.url, **options))
     assert str(caught.value).startswith(

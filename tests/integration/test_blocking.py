@@ -207,6 +207,7 @@ def test_blocking_request_never_overtakes_a_call_taken_but_not_yet_served(
     with SocketServerThread(one_connection_server) as server:
         client = fusco_actor.start(server.url)
         inbox = client.actor.actor_inbox
+        assert isinstance(inbox, Inbox)
         watched.append(inbox)
         first = client.request("/first", timeout=LONG_TIMEOUT)
         assert taken.wait(SHORT_TIMEOUT), "the actor never took /first"

@@ -154,7 +154,7 @@ def scenario_chunked_upload(server: InteropServer) -> None:
             yield ONE_MIB[start : start + 16 * 1024]
 
     with client_of(server) as c:
-        resp = fetch(c.client, "/upload", "POST", body=pieces())  # type: ignore[arg-type]
+        resp = fetch(c.client, "/upload", "POST", body=pieces())
         assert resp.status == 200
         assert resp.body == (ONE_MIB if server.spec.upload_echoes else digest(ONE_MIB))
         after = fetch(c.client, "/echo-path/8")

@@ -69,10 +69,10 @@ class Gate:
         """
         gate = client.request("/gate", timeout=LONG_TIMEOUT)
         assert self.arrived.wait(SHORT_TIMEOUT), "the gate request never reached the server"
-        futures = [
-            client.request(*(r if isinstance(r, tuple) else (r,)), timeout=LONG_TIMEOUT)
-            for r in requests
-        ]
+        futures = []
+        for r in requests:
+            path, method, headers, body = r if isinstance(r, tuple) else (r, "GET", (), b"")
+            futures.append(client.request(path, method, headers, body, timeout=LONG_TIMEOUT))
         self.released.set()
         assert outcome(gate).body == b"/gate"
         return futures

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 import fusco_actor
@@ -40,7 +42,7 @@ def test_chunked_response_from_uvicorn_is_reassembled(http_server: UvicornServer
 
 @integration
 def test_chunked_upload_from_a_generator_is_echoed_by_uvicorn(http_server: UvicornServer) -> None:
-    def pieces():
+    def pieces() -> Iterator[bytes]:
         for i in range(50):
             yield b"%04d" % i
 
