@@ -8,6 +8,7 @@ every held or later request fails with ``ClientStopped``.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from types import TracebackType
@@ -26,6 +27,7 @@ from fusco_actor._inbox import (
     StreamCall,
     fail_stopped,
 )
+from fusco_actor._loop_client import LoopClientActor
 from fusco_actor.messages import Request, check_timeout
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["ABORT_GRACE", "AsyncRequests", "Client", "fail_stopped", "with_abort_grace"]
 
 RUNNING, RESTARTING, STOPPED = "running", "restarting", "stopped"
+#: Set to "loop" to run clients on the scheduler (the engine of issue 10, in progress).
+ENGINE_ENV: Final = "FUSCO_ACTOR_ENGINE"
 ABORT_GRACE: Final = 0.1  # seconds an aborted actor is given to end, beyond a stop's timeout
 
 
@@ -100,22 +104,22 @@ class Client(AsyncRequests):
         self._lock = threading.RLock()
         self._state = RUNNING
         self._parked: list[Command] = []
-        self._actor: ClientActor | None = None
-        self._ref: pykka.ActorRef[ClientActor] = ClientActor.start(destination, options, self)
+        self._actor: Any = None  # the current incarnation's ClientActor (or LoopClientActor)
+        self._ref: pykka.ActorRef[Any] = _actor_class().start(destination, options, self)
 
     # -- incarnations (see the supervisor for who calls what) -----------------
 
-    def _attach(self, actor: ClientActor) -> None:
+    def _attach(self, actor: Any) -> None:
         """Record the actor object of the incarnation being started (caller's thread)."""
         self._actor = actor
 
     @property
-    def actor_ref(self) -> pykka.ActorRef[ClientActor]:
+    def actor_ref(self) -> pykka.ActorRef[Any]:
         """Return the pykka ``ActorRef`` of the current incarnation."""
         return self._ref
 
     @property
-    def actor(self) -> ClientActor:
+    def actor(self) -> Any:
         """Return the current incarnation's actor object (for tests and supervision)."""
         assert self._actor is not None
         return self._actor
@@ -148,7 +152,7 @@ class Client(AsyncRequests):
 
     def on_exit(
         self,
-        ref: pykka.ActorRef[ClientActor],
+        ref: pykka.ActorRef[Any],
         held: list[Command],
         crashed: bool,
         reason: BaseException | None,
@@ -173,7 +177,7 @@ class Client(AsyncRequests):
         """Start a new incarnation and send it ``held`` and the parked commands (supervisor)."""
         with self._lock:
             stopped = self._state == STOPPED  # e.g. aborted by disconnect(timeout) meanwhile
-        ref = None if stopped else ClientActor.start(self.destination, self.options, self)
+        ref = None if stopped else _actor_class().start(self.destination, self.options, self)
         with self._lock:
             if ref is not None:
                 self._ref = ref
@@ -361,3 +365,8 @@ class Client(AsyncRequests):
     def __repr__(self) -> str:
         """Show the origin and the current incarnation."""
         return f"<Client {self.destination.origin} {self._ref}>"
+
+
+def _actor_class() -> type[ClientActor] | type[LoopClientActor]:
+    """Return the client actor type: the loop engine with ``FUSCO_ACTOR_ENGINE=loop`` (issue 10)."""
+    return LoopClientActor if os.environ.get(ENGINE_ENV) == "loop" else ClientActor

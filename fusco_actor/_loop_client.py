@@ -1,0 +1,472 @@
+"""LoopClientActor: the client actor on the scheduler loop (issue 10; not the default yet).
+
+Theory of operation
+-------------------
+The actor owns one :class:`~fusco_actor._aio_transport.LoopConnection` and is
+its ``ConnectionOwner``: every method runs on the scheduler thread, in a
+mailbox turn or in a socket callback, and none blocks. Requests flow::
+
+    inbox --admit--> _to_send --write (one writelines per pump)--> _in_flight
+    socket bytes --on_data--> ResponseParser events --> oldest call resolved
+
+Connecting is a task on the loop (``open_loop_connection``); its end pumps
+again. Each call in flight has a loop timer at its deadline. A connection lost
+before any byte of a response re-sends or fails the calls in flight by the
+send-retry rule (API.md §4), as the threaded actor does. ``disconnect`` is
+served in order: once nothing is held the connection closes and the actor stops.
+
+Selected with ``FUSCO_ACTOR_ENGINE=loop`` until it serves everything the
+threaded ``ClientActor`` does; what it does not serve yet (streamed bodies,
+``Expect: 100-continue``, ``client.stream``) fails with ``BadArgument``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from fusco_actor._aio_transport import LoopConnection, open_loop_connection
+from fusco_actor._connect_parts import ConnectInfo
+from fusco_actor._cookies import CookieJar
+from fusco_actor._events import (
+    NEED_DATA,
+    BodyChunk,
+    EndOfResponse,
+    Informational,
+    PeerClosed,
+    ResponseHead,
+)
+from fusco_actor._exceptions import (
+    BadArgument,
+    ConnectionClosed,
+    FuscoError,
+    ProtocolError,
+    RequestTimeout,
+)
+from fusco_actor._headers import Headers
+from fusco_actor._inbox import (
+    Call,
+    Command,
+    ConnectCommand,
+    DisconnectCommand,
+    StreamCall,
+    WakeCommand,
+    fail_stopped,
+)
+from fusco_actor._parser import ResponseParser
+from fusco_actor._response import Response
+from fusco_actor._retry import may_resend
+from fusco_actor._scheduler import LoopActor, get_scheduler
+from fusco_actor._wire import Origin
+
+if TYPE_CHECKING:
+    from fusco_actor._future import ReplyFuture
+    from fusco_actor._options import ClientOptions, Destination
+
+__all__ = ["LoopClientActor"]
+
+logger = logging.getLogger(__name__)
+_NO_TRAILERS = Headers()
+
+
+class LoopClientActor(LoopActor):
+    """One connection to one host, served on the scheduler thread (see module docstring)."""
+
+    def __init__(self, destination: Destination, options: ClientOptions, owner: Any) -> None:
+        """Prepare the actor (scheduler not yet involved); nothing connects until asked."""
+        super().__init__()
+        self._destination = destination
+        self._options = options
+        self._owner = owner
+        owner._attach(self)
+        self.actor_inbox.on_rejected = owner.on_rejected  # type: ignore[attr-defined]
+        self._origin = Origin(destination, options, CookieJar() if options.use_cookies else None)
+        self._conn: LoopConnection | None = None
+        self._parser: ResponseParser | None = None
+        self._connecting: asyncio.Task[LoopConnection] | None = None
+        self._to_send: deque[Call] = deque()
+        self._in_flight: deque[Call] = deque()
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._head: ResponseHead | None = None
+        self._parts: list[bytes] = []
+        self._mark = 0  # parser.bytes_consumed where the current response began
+        self._connect_waiters: list[ConnectCommand] = []
+        self._disconnect: DisconnectCommand | None = None
+        self._aborted: str | None = None
+        self._terminated = False
+        self.crash_next = False
+        self.finished = threading.Event()
+
+    # -- what the handle and tests look at -------------------------------------------
+
+    @property
+    def connection(self) -> LoopConnection | None:
+        """Return the open connection, if any."""
+        return self._conn
+
+    def run_inline(self, call: Call) -> bool:
+        """Return False: on the loop, a blocking caller always queues (no caller-runs)."""
+        return False
+
+    def abort(self, reason: str) -> None:
+        """Close the connection and fail everything held with ``ClientStopped`` (any thread)."""
+        self._aborted = reason
+        get_scheduler().call_soon(self._abort_now, reason)
+
+    # -- mailbox ------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        """Serve one command (scheduler thread)."""
+        if isinstance(message, Call):
+            self._admit(message)
+        elif isinstance(message, ConnectCommand):
+            if message.future.claim():
+                self._connect_waiters.append(message)
+                self._ensure_connection(message.future.deadline)
+        elif isinstance(message, DisconnectCommand):
+            # Served in order: what was sent before it is served, what comes after is refused.
+            self._disconnect = message
+            for rejected in self.actor_inbox.close():  # type: ignore[attr-defined]
+                self._owner.on_rejected(rejected)
+            self._maybe_finish_disconnect()
+        elif not isinstance(message, WakeCommand):
+            return super().on_receive(message)
+        self._pump()
+        return None
+
+    def on_stop(self) -> None:
+        """Hand over what is held; a crash unless ``disconnect`` asked (scheduler thread)."""
+        self._terminate(crashed=self._disconnect is None)
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        """Hand what the crashed actor held to the owner (scheduler thread)."""
+        self._terminate(crashed=True)
+
+    def _terminate(self, crashed: bool) -> None:
+        if self._terminated:
+            return
+        self._terminated = True
+        self._close_connection()
+        held: list[Command] = [*self._in_flight, *self._to_send, *self._connect_waiters]
+        self._in_flight.clear()
+        self._to_send.clear()
+        self._connect_waiters.clear()
+        held += self.actor_inbox.close()  # type: ignore[attr-defined]
+        try:
+            self._owner.on_exit(self.actor_ref, held, crashed, None)
+        finally:
+            self.finished.set()
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _admit(self, call: Call) -> None:
+        if (
+            isinstance(call, StreamCall)
+            or call.prepared.stream is not None
+            or (call.prepared.expect_continue)
+        ):
+            if call.future.claim():
+                call.future.try_fail(
+                    BadArgument("streamed bodies and Expect are not served by the loop engine yet")
+                )
+            return
+        # Not claimed yet: until it is written, its caller may still expire or withdraw it.
+        self._to_send.append(call)
+
+    def _claim(self, call: Call) -> bool:
+        """Take ``call`` over just before its first write; False if it must not go."""
+        if call.sends == 0:
+            if not call.future.claim():
+                return False  # expired in the queue, or withdrawn
+            if call.deadline is not None and time.monotonic() >= call.deadline:
+                timed_out = RequestTimeout("request timed out while queued; it was not sent")
+                call.future.try_fail(timed_out)
+                return False
+            if call.send_retry is None:
+                call.send_retry = self._options.send_retry
+            call.future.canceller = self._cancel
+        return not call.future.done
+
+    def _pump(self) -> None:
+        """Write what may go now, connecting first when needed (scheduler thread)."""
+        if self._aborted is not None or not self._to_send:
+            return
+        conn = self._conn
+        if conn is None or conn.is_closed:
+            self._ensure_connection(self._to_send[0].deadline)
+            return
+        limit = self._options.pipeline
+        batch: list[bytes | memoryview] = []
+        parser = self._parser
+        assert parser is not None
+        while self._to_send:
+            call = self._to_send[0]
+            if call.future.done:
+                self._to_send.popleft()
+                continue
+            alone = not call.pipelinable
+            if self._in_flight and (alone or not self._in_flight[-1].pipelinable):
+                break
+            if len(self._in_flight) >= (1 if alone else limit):
+                break
+            self._to_send.popleft()
+            if not self._claim(call):
+                continue
+            parser.expect(call.prepared.method)
+            call.sends += 1
+            call.started = time.monotonic()
+            call.reused = conn.requests_done > 0
+            call.mark = None
+            batch.append(self._origin.head(call))
+            if call.prepared.body:
+                batch.append(call.prepared.body)
+            self._in_flight.append(call)
+            self._arm_timer(call)
+            if alone:
+                break
+        if batch:
+            try:
+                conn.writelines(batch)
+            except ConnectionClosed:
+                self._lose_connection(send_failed=True)
+
+    def _arm_timer(self, call: Call) -> None:
+        if call.deadline is None:
+            return
+        loop = get_scheduler().loop
+        delay = max(0.0, call.deadline - time.monotonic())
+        self._timers[id(call)] = loop.call_later(delay, self._timed_out, call)
+
+    def _disarm(self, call: Call) -> None:
+        timer = self._timers.pop(id(call), None)
+        if timer is not None:
+            timer.cancel()
+
+    def _timed_out(self, call: Call) -> None:
+        if not any(c is call for c in self._in_flight):
+            return
+        self._in_flight.remove(call)
+        self._timers.pop(id(call), None)
+        call.future.try_fail(RequestTimeout("request timed out"))
+        self._lose_connection(send_failed=False)
+
+    def _cancel(self, future: ReplyFuture[Any]) -> None:
+        """Stop a claimed call its caller cancelled (any thread): see ``_cancel_now``."""
+        get_scheduler().call_soon(self._cancel_now, future)
+
+    def _cancel_now(self, future: ReplyFuture[Any]) -> None:
+        if len(self._in_flight) == 1 and self._in_flight[0].future is future:
+            self._disarm(self._in_flight.popleft())
+            self._close_connection()
+            self._reset_response()
+            self._pump()
+
+    # -- the connection -----------------------------------------------------------------
+
+    def _ensure_connection(self, deadline: float | None) -> None:
+        if self._connecting is not None or (self._conn is not None and not self._conn.is_closed):
+            if self._conn is not None:
+                self._settle_connect_waiters(None)
+            return
+        started = time.monotonic()
+        task = get_scheduler().loop.create_task(
+            open_loop_connection(self._destination, self._options, deadline, self)
+        )
+        self._connecting = task
+        task.add_done_callback(lambda t: self._connected(t, started))
+
+    def _connected(self, task: asyncio.Task[LoopConnection], started: float) -> None:
+        self._connecting = None
+        took = time.monotonic() - started
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            failure = error if isinstance(error, FuscoError) else ProtocolError(repr(error))
+            self._notify(ConnectInfo(False, failure, took, None))
+            self._settle_connect_waiters(failure)
+            if self._to_send:
+                self._to_send.popleft().future.try_fail(failure)
+            self._pump()
+            return
+        conn = task.result()
+        if self._aborted is not None:
+            conn.abort()
+            return
+        self._conn = conn
+        self._parser = ResponseParser(self._options.max_head_size, self._options.max_body_size)
+        self._mark = 0
+        self._notify(ConnectInfo(True, None, took, conn.address))
+        self._settle_connect_waiters(None)
+        self._pump()
+
+    def _settle_connect_waiters(self, error: FuscoError | None) -> None:
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for command in waiters:
+            if error is None:
+                command.future.try_set(None)
+            else:
+                command.future.try_fail(error)
+
+    def _notify(self, info: ConnectInfo) -> None:
+        callback = self._options.on_connect
+        if callback is None:
+            return
+        try:
+            callback(info)
+        except Exception:
+            logger.exception("on_connect callback raised; ignored")
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
+        task, self._connecting = self._connecting, None
+        if task is not None:
+            task.cancel()
+
+    def _reset_response(self) -> None:
+        self._parser = None
+        self._head = None
+        self._parts = []
+
+    # -- ConnectionOwner: socket events (scheduler thread) -----------------------------------
+
+    def on_data(self, data: bytes) -> None:
+        """Feed the parser and resolve every response it completes."""
+        parser = self._parser
+        if parser is None:
+            return
+        parser.feed(data)
+        self._read_events()
+
+    def on_eof(self) -> None:
+        """Handle the peer closing its side: a read-until-close body ends, the rest is lost."""
+        if self._parser is not None:
+            self._parser.feed_eof()
+            self._read_events()
+
+    def on_lost(self, exc: Exception | None) -> None:
+        """Handle the end of the connection."""
+        if self._conn is None:
+            return
+        if self._parser is not None:
+            self._parser.feed_eof()
+            self._read_events()
+        if self._conn is not None:
+            self._lose_connection(send_failed=False)
+
+    def on_writable(self) -> None:
+        """Nothing waits on write space until streamed uploads are served here."""
+
+    def _read_events(self) -> None:
+        parser = self._parser
+        while parser is not None and parser is self._parser:
+            try:
+                event = parser.next_event()
+            except ProtocolError as exc:
+                if self._in_flight:
+                    call = self._in_flight.popleft()
+                    self._disarm(call)
+                    call.future.try_fail(exc)
+                self._lose_connection(send_failed=False)
+                return
+            if event is NEED_DATA:
+                return
+            if isinstance(event, Informational):
+                continue
+            if isinstance(event, ResponseHead):
+                self._head = event
+            elif isinstance(event, BodyChunk):
+                self._parts.append(event.data)
+            elif isinstance(event, EndOfResponse):
+                self._complete(event.trailers)
+            elif isinstance(event, PeerClosed):
+                self._lose_connection(send_failed=False)
+                return
+
+    def _complete(self, trailers: Headers) -> None:
+        head, parts = self._head, self._parts
+        self._head, self._parts = None, []
+        assert head is not None and self._parser is not None and self._conn is not None
+        call = self._in_flight.popleft()
+        self._disarm(call)
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._origin.store_cookies(call, head)
+        response = Response(
+            status=head.status,
+            reason=head.reason,
+            version=head.version,
+            headers=head.headers,
+            trailers=trailers if len(trailers) else _NO_TRAILERS,
+            body=body,
+            size=self._parser.bytes_consumed - self._mark,
+            elapsed=time.monotonic() - call.started,
+        )
+        self._mark = self._parser.bytes_consumed
+        keep = head.keep_alive and not call.prepared.close
+        in_step = self._parser.pending > 0 or self._parser.buffered == 0
+        if keep:
+            self._conn.requests_done += 1
+        call.future.try_set(response)
+        if not keep or not in_step:
+            for unseen in self._in_flight:  # RFC 9112 §9.6: never seen by the server
+                unseen.sends -= 1
+            self._lose_connection(send_failed=False)
+            return
+        self._maybe_finish_disconnect()
+        self._pump()
+
+    def _lose_connection(self, send_failed: bool) -> None:
+        """Close; re-send or fail each call in flight by API.md §4; go on (scheduler thread)."""
+        self._close_connection()
+        self._reset_response()
+        again: list[Call] = []
+        for call in self._in_flight:
+            self._disarm(call)
+            if call.future.done:
+                continue
+            if may_resend(
+                idempotent=call.prepared.idempotent,
+                send_failed=send_failed,
+                reused=call.reused,
+                sends=call.sends,
+                send_retry=call.send_retry or 0,
+            ):
+                again.append(call)
+            else:
+                call.future.try_fail(
+                    ConnectionClosed(
+                        f"connection to {self._destination.origin} closed before any byte of "
+                        f"the response ({call.sends} send(s), send_retry={call.send_retry})"
+                    )
+                )
+        self._in_flight.clear()
+        self._to_send.extendleft(reversed(again))
+        self._maybe_finish_disconnect()
+        self._pump()
+
+    # -- stopping -------------------------------------------------------------------------
+
+    def _maybe_finish_disconnect(self) -> None:
+        command = self._disconnect
+        if command is None or self._to_send or self._in_flight:
+            return
+        self._close_connection()
+        command.future.try_set(None)
+        self.stop()
+
+    def _abort_now(self, reason: str) -> None:
+        self._close_connection()
+        for call in (*self._in_flight, *self._to_send):
+            self._disarm(call)
+            fail_stopped(call, reason)
+        self._in_flight.clear()
+        self._to_send.clear()
+        if self._disconnect is not None:
+            self._disconnect.future.try_set(None)
+        self.stop()

@@ -1,0 +1,94 @@
+"""The event-loop client actor (issue 10, in progress) passes the tests it already serves.
+
+Every test here is one of the threaded engine's, collected again under
+``FUSCO_ACTOR_ENGINE=loop`` (see docs/engine.md): what the loop engine serves
+cannot regress while the rest is built. Tests that reach into the threaded
+actor (its socket, its caller-runs path) or need what the loop engine does not
+serve yet (streamed bodies, ``Expect: 100-continue``, ``client.stream``,
+crash injection) are not listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fusco_actor._handle import ENGINE_ENV
+from tests.faults import test_desync as _desync
+from tests.integration import test_async as _async
+from tests.integration import test_client as _client
+from tests.integration import test_hardening as _hardening
+from tests.integration import test_pipelining as _pipelining
+
+
+@pytest.fixture(autouse=True)
+def _loop_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv(ENGINE_ENV, "loop")
+    yield
+
+
+test_loop_stray_bytes = _desync.test_bytes_after_a_complete_response_close_the_connection
+test_loop_idle_push = (
+    _desync.test_a_response_pushed_onto_an_idle_connection_is_never_taken_as_the_next_answer
+)
+test_loop_pipe_stray = (
+    _desync.test_with_pipelining_bytes_beyond_the_expected_responses_close_the_connection
+)
+test_loop_cancel_on_wire = (
+    _async.test_a_cancelled_arequest_on_the_wire_closes_its_connection_and_frees_the_client
+)
+test_loop_cancel_queued = _async.test_a_cancelled_arequest_still_queued_is_never_sent
+test_loop_queued_deadline = (
+    _async.test_arequest_queued_behind_a_slow_one_times_out_at_its_own_deadline
+)
+test_loop_cancel_pipelined = _async.test_cancelling_one_pipelined_arequest_resends_or_fails_no_other
+test_loop_many_arequests = _async.test_many_concurrent_arequests_on_one_client
+test_loop_pool_arequest = _async.test_pool_arequest
+test_loop_close = _client.test_a_response_that_ends_keep_alive_makes_the_client_close_and_reconnect
+test_loop_until_close = _client.test_body_without_content_length_is_read_until_the_server_closes
+test_loop_trailers = _client.test_chunked_body_with_trailers_exposes_the_trailers
+test_loop_connect_timeout = _client.test_connect_timeout_raises_connect_timeout
+test_loop_cookies = _client.test_cookies_are_stored_and_sent_only_on_matching_paths
+test_loop_disconnect = (
+    _client.test_disconnect_serves_queued_requests_then_later_requests_fail_with_client_stopped
+)
+test_loop_stale_get = (
+    _client.test_get_on_a_stale_keep_alive_connection_is_retried_on_a_new_connection
+)
+test_loop_1xx = _client.test_informational_100_before_the_final_response_is_skipped
+test_loop_threads = _client.test_many_threads_share_one_client_on_one_connection
+test_loop_on_connect = _client.test_on_connect_is_called_with_the_address_after_a_connect
+test_loop_post_fresh = (
+    _client.test_post_on_a_fresh_connection_closed_without_a_response_raises_connection_closed
+)
+test_loop_post_reused = (
+    _client.test_post_on_a_reused_keep_alive_connection_closed_without_a_response_is_retried
+)
+test_loop_refused = _client.test_refused_port_raises_connect_error
+test_loop_timeout = _client.test_request_timeout_fails_the_request_and_the_next_request_reconnects
+test_loop_response_fields = _client.test_response_fields_describe_the_exchange
+test_loop_send_retry_0 = _client.test_send_retry_zero_raises_connection_closed_without_retrying
+test_loop_keep_alive = _client.test_sequential_requests_reuse_one_keep_alive_connection
+test_loop_truncated = _client.test_truncated_content_length_body_raises_protocol_error
+test_loop_max_body = (
+    _hardening.test_a_body_over_max_body_size_is_a_protocol_error_and_the_connection_closes
+)
+test_loop_huge_length = _hardening.test_a_huge_declared_content_length_is_read_as_bytes_arrive
+test_loop_spent_deadline = (
+    _hardening.test_a_spent_deadline_before_connect_is_a_timeout_not_a_connect_error
+)
+test_loop_pipe_close = (
+    _pipelining.test_connection_close_mid_pipe_resends_the_rest_even_with_send_retry_0
+)
+test_loop_pipe_resend = (
+    _pipelining.test_mid_pipe_close_resends_the_unanswered_gets_on_a_new_connection
+)
+test_loop_pipe_mixed = _pipelining.test_mixed_get_and_post_all_correct_and_post_sent_once_alone
+test_loop_pipe_bound = _pipelining.test_never_more_than_pipeline_requests_outstanding
+test_loop_pipe_16 = _pipelining.test_pipeline_16_against_the_embedded_server
+test_loop_pipe_post_alone = _pipelining.test_post_waits_for_an_empty_pipe_and_goes_alone
+test_loop_pipe_timeout = (
+    _pipelining.test_request_timeout_inside_the_pipe_closes_and_resends_the_rest
+)
+test_loop_pipe_order = _pipelining.test_requests_are_written_ahead_and_answers_matched_in_order
