@@ -152,6 +152,10 @@ class LoopClientActor(LoopActor):
         self._terminated = True
         self._close_connection()
         held: list[Command] = [*self._in_flight, *self._to_send, *self._connect_waiters]
+        if self._disconnect is not None:
+            held.append(self._disconnect)  # resolved (None) by the owner, as fail_stopped does
+        for call in (*self._in_flight, *self._to_send):
+            self._disarm(call)
         self._in_flight.clear()
         self._to_send.clear()
         self._connect_waiters.clear()
@@ -188,20 +192,33 @@ class LoopClientActor(LoopActor):
                 return False
             if call.send_retry is None:
                 call.send_retry = self._options.send_retry
-            call.future.canceller = self._cancel
+        call.future.canceller = self._cancel  # this incarnation's, after a restart too
         return not call.future.done
 
     def _pump(self) -> None:
         """Write what may go now, connecting first when needed (scheduler thread)."""
+        while self._to_send and self._to_send[0].future.done:  # withdrawn or expired
+            self._to_send.popleft()
         if self._aborted is not None or not self._to_send:
+            self._maybe_finish_disconnect()
             return
         conn = self._conn
+        parser = self._parser
+        if (
+            conn is not None
+            and parser is not None
+            and not self._in_flight
+            and (parser.buffered or conn.is_closed)
+        ):
+            # Bytes (or a close) on an idle connection: never read them as the next answer.
+            self._close_connection()
+            self._reset_response()
+            conn = None
         if conn is None or conn.is_closed:
             self._ensure_connection(self._to_send[0].deadline)
             return
         limit = self._options.pipeline
         batch: list[bytes | memoryview] = []
-        parser = self._parser
         assert parser is not None
         while self._to_send:
             call = self._to_send[0]
@@ -249,9 +266,12 @@ class LoopClientActor(LoopActor):
     def _timed_out(self, call: Call) -> None:
         if not any(c is call for c in self._in_flight):
             return
+        was_head = self._in_flight[0] is call
         self._in_flight.remove(call)
         self._timers.pop(id(call), None)
         call.future.try_fail(RequestTimeout("request timed out"))
+        if was_head:
+            self._reset_response()  # its half-read response ends with it
         self._lose_connection(send_failed=False)
 
     def _cancel(self, future: ReplyFuture[Any]) -> None:
@@ -263,7 +283,7 @@ class LoopClientActor(LoopActor):
             self._disarm(self._in_flight.popleft())
             self._close_connection()
             self._reset_response()
-            self._pump()
+        self._pump()
 
     # -- the connection -----------------------------------------------------------------
 
@@ -280,6 +300,10 @@ class LoopClientActor(LoopActor):
         task.add_done_callback(lambda t: self._connected(t, started))
 
     def _connected(self, task: asyncio.Task[LoopConnection], started: float) -> None:
+        if task is not self._connecting or self._terminated:
+            if not task.cancelled() and task.exception() is None:
+                task.result().abort()  # a connect overtaken by a close or a stop
+            return
         self._connecting = None
         took = time.monotonic() - started
         if task.cancelled():
@@ -373,6 +397,7 @@ class LoopClientActor(LoopActor):
                     call = self._in_flight.popleft()
                     self._disarm(call)
                     call.future.try_fail(exc)
+                self._reset_response()  # the failed response is accounted for
                 self._lose_connection(send_failed=False)
                 return
             if event is NEED_DATA:
@@ -423,8 +448,15 @@ class LoopClientActor(LoopActor):
 
     def _lose_connection(self, send_failed: bool) -> None:
         """Close; re-send or fail each call in flight by API.md §4; go on (scheduler thread)."""
+        began = self._head is not None or (self._parser is not None and self._parser.in_response)
         self._close_connection()
         self._reset_response()
+        if began and self._in_flight:  # API.md §4: a response that began is never sent again
+            oldest = self._in_flight.popleft()
+            self._disarm(oldest)
+            oldest.future.try_fail(
+                ProtocolError("the connection closed in the middle of the response")
+            )
         again: list[Call] = []
         for call in self._in_flight:
             self._disarm(call)
@@ -454,13 +486,17 @@ class LoopClientActor(LoopActor):
 
     def _maybe_finish_disconnect(self) -> None:
         command = self._disconnect
-        if command is None or self._to_send or self._in_flight:
+        if command is None or command.future.done or self._to_send or self._in_flight:
+            return
+        if self._connect_waiters:  # a connect asked for before the disconnect ends first
             return
         self._close_connection()
         command.future.try_set(None)
         self.stop()
 
     def _abort_now(self, reason: str) -> None:
+        if self._terminated:
+            return  # stopped meanwhile: what it held was handed over
         self._close_connection()
         for call in (*self._in_flight, *self._to_send):
             self._disarm(call)
