@@ -94,6 +94,8 @@ class LoopClientActor(LoopActor):
         self._head: ResponseHead | None = None
         self._parts: list[bytes] = []
         self._mark = 0  # parser.bytes_consumed where the current response began
+        self._for_write = False  # the connect under way was started to write (not by connect())
+        self._fresh = False  # the connection was opened for the next write: not "reused" (§4)
         self._connect_waiters: list[ConnectCommand] = []
         self._disconnect: DisconnectCommand | None = None
         self._aborted: str | None = None
@@ -126,7 +128,8 @@ class LoopClientActor(LoopActor):
         elif isinstance(message, ConnectCommand):
             if message.future.claim():
                 self._connect_waiters.append(message)
-                self._ensure_connection(message.future.deadline)
+                self._arm_connect_timer(message)
+                self._ensure_connection(message.future.deadline, for_write=False)
         elif isinstance(message, DisconnectCommand):
             # Served in order: what was sent before it is served, what comes after is refused.
             self._disconnect = message
@@ -215,7 +218,7 @@ class LoopClientActor(LoopActor):
             self._reset_response()
             conn = None
         if conn is None or conn.is_closed:
-            self._ensure_connection(self._to_send[0].deadline)
+            self._ensure_connection(self._to_send[0].deadline, for_write=True)
             return
         limit = self._options.pipeline
         batch: list[bytes | memoryview] = []
@@ -236,16 +239,18 @@ class LoopClientActor(LoopActor):
             parser.expect(call.prepared.method)
             call.sends += 1
             call.started = time.monotonic()
-            call.reused = conn.requests_done > 0
+            call.reused = not self._fresh
             call.mark = None
             batch.append(self._origin.head(call))
             if call.prepared.body:
                 batch.append(call.prepared.body)
             self._in_flight.append(call)
-            self._arm_timer(call)
+            if id(call) not in self._timers:  # a re-send keeps the timer of its first send
+                self._arm_timer(call)
             if alone:
                 break
         if batch:
+            self._fresh = False
             try:
                 conn.writelines(batch)
             except ConnectionClosed:
@@ -258,12 +263,31 @@ class LoopClientActor(LoopActor):
         delay = max(0.0, call.deadline - time.monotonic())
         self._timers[id(call)] = loop.call_later(delay, self._timed_out, call)
 
+    def _arm_connect_timer(self, command: ConnectCommand) -> None:
+        deadline = command.future.deadline
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - time.monotonic())
+        get_scheduler().loop.call_later(delay, self._connect_timed_out, command)
+
+    def _connect_timed_out(self, command: ConnectCommand) -> None:
+        if any(c is command for c in self._connect_waiters):
+            self._connect_waiters.remove(command)
+            command.future.try_fail(RequestTimeout("connect timed out"))
+            self._maybe_finish_disconnect()
+
     def _disarm(self, call: Call) -> None:
         timer = self._timers.pop(id(call), None)
         if timer is not None:
             timer.cancel()
 
     def _timed_out(self, call: Call) -> None:
+        if any(c is call for c in self._to_send):  # waiting to be sent again
+            self._to_send.remove(call)
+            self._timers.pop(id(call), None)
+            call.future.try_fail(RequestTimeout("request timed out before it could be sent again"))
+            self._pump()
+            return
         if not any(c is call for c in self._in_flight):
             return
         was_head = self._in_flight[0] is call
@@ -287,12 +311,13 @@ class LoopClientActor(LoopActor):
 
     # -- the connection -----------------------------------------------------------------
 
-    def _ensure_connection(self, deadline: float | None) -> None:
+    def _ensure_connection(self, deadline: float | None, for_write: bool) -> None:
         if self._connecting is not None or (self._conn is not None and not self._conn.is_closed):
             if self._conn is not None:
                 self._settle_connect_waiters(None)
             return
         started = time.monotonic()
+        self._for_write = for_write
         task = get_scheduler().loop.create_task(
             open_loop_connection(self._destination, self._options, deadline, self)
         )
@@ -322,6 +347,7 @@ class LoopClientActor(LoopActor):
             conn.abort()
             return
         self._conn = conn
+        self._fresh = self._for_write
         self._parser = ResponseParser(self._options.max_head_size, self._options.max_body_size)
         self._mark = 0
         self._notify(ConnectInfo(True, None, took, conn.address))
@@ -459,8 +485,8 @@ class LoopClientActor(LoopActor):
             )
         again: list[Call] = []
         for call in self._in_flight:
-            self._disarm(call)
             if call.future.done:
+                self._disarm(call)
                 continue
             if may_resend(
                 idempotent=call.prepared.idempotent,
@@ -471,6 +497,7 @@ class LoopClientActor(LoopActor):
             ):
                 again.append(call)
             else:
+                self._disarm(call)
                 call.future.try_fail(
                     ConnectionClosed(
                         f"connection to {self._destination.origin} closed before any byte of "
