@@ -233,18 +233,20 @@ class LoopClientActor(LoopActor):
                 break
             if len(self._in_flight) >= (1 if alone else limit):
                 break
-            self._to_send.popleft()
             if not self._claim(call):
+                self._to_send.popleft()
                 continue
+            head = self._origin.head(call)  # may raise (a bug): the call is still held
             parser.expect(call.prepared.method)
             call.sends += 1
             call.started = time.monotonic()
             call.reused = not self._fresh
             call.mark = None
-            batch.append(self._origin.head(call))
+            batch.append(head)
             if call.prepared.body:
                 batch.append(call.prepared.body)
-            self._in_flight.append(call)
+            self._in_flight.append(call)  # held by one queue or the other at every step
+            self._to_send.popleft()
             if id(call) not in self._timers:  # a re-send keeps the timer of its first send
                 self._arm_timer(call)
             if alone:
@@ -444,8 +446,7 @@ class LoopClientActor(LoopActor):
         head, parts = self._head, self._parts
         self._head, self._parts = None, []
         assert head is not None and self._parser is not None and self._conn is not None
-        call = self._in_flight.popleft()
-        self._disarm(call)
+        call = self._in_flight[0]  # popped once its response is built: always held
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._origin.store_cookies(call, head)
         response = Response(
@@ -459,6 +460,8 @@ class LoopClientActor(LoopActor):
             elapsed=time.monotonic() - call.started,
         )
         self._mark = self._parser.bytes_consumed
+        self._in_flight.popleft()
+        self._disarm(call)
         keep = head.keep_alive and not call.prepared.close
         in_step = self._parser.pending > 0 or self._parser.buffered == 0
         if keep:
