@@ -50,7 +50,6 @@ from fusco_actor._inbox import (
     WakeCommand,
     fail_stopped,
 )
-from fusco_actor._retry import may_resend
 from fusco_actor._streaming import CLOSE, StreamChannel, StreamingResponse
 from fusco_actor._transport import Connection, open_connection
 from fusco_actor._wire import BodyStreamFailed, ClosedEarly, Origin, Wire
@@ -518,23 +517,11 @@ class ClientActor(pykka.ThreadingActor):
         for call in self._in_flight:
             if call.future.done:  # cancelled (or aborted): never sent again
                 continue
-            prepared = call.prepared
-            replayable = prepared.stream is None or iter(prepared.stream) is not prepared.stream
-            if replayable and may_resend(
-                idempotent=prepared.idempotent,
-                send_failed=send_failed,
-                reused=call.reused,
-                sends=call.sends,
-                send_retry=call.send_retry or 0,
-            ):
+            if call.may_go_again(send_failed):
                 call.mark = None
                 again.append(call)
             else:
-                closed = ConnectionClosed(
-                    f"connection to {self._destination.origin} closed before any byte of the "
-                    f"response ({call.sends} send(s), send_retry={call.send_retry})"
-                )
-                failures.append((call, closed))
+                failures.append((call, call.closed_early(self._destination.origin)))
         self._in_flight.clear()
         self._to_send.extendleft(reversed(again))
         for call, exc in failures:

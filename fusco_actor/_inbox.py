@@ -25,8 +25,9 @@ from typing import Any
 from pykka import ActorDeadError, messages
 
 from fusco_actor._encoder import PreparedRequest
-from fusco_actor._exceptions import ClientStopped
+from fusco_actor._exceptions import ClientStopped, ConnectionClosed
 from fusco_actor._future import ReplyFuture
+from fusco_actor._retry import may_resend
 from fusco_actor.messages import Request
 
 __all__ = [
@@ -87,6 +88,29 @@ class Call(Command):
     def deadline(self) -> float | None:
         """Return the absolute ``time.monotonic()`` deadline, None for no limit."""
         return self.future.deadline
+
+    def may_go_again(self, send_failed: bool) -> bool:
+        """Return whether API.md §4 lets this call go again after its connection closed.
+
+        ``send_failed``: the write itself failed. A body stream that cannot be
+        replayed (an iterator) never goes again.
+        """
+        prepared = self.prepared
+        replayable = prepared.stream is None or iter(prepared.stream) is not prepared.stream
+        return replayable and may_resend(
+            idempotent=prepared.idempotent,
+            send_failed=send_failed,
+            reused=self.reused,
+            sends=self.sends,
+            send_retry=self.send_retry or 0,
+        )
+
+    def closed_early(self, origin: str) -> ConnectionClosed:
+        """Return the error of a call whose connection to ``origin`` closed with no response."""
+        return ConnectionClosed(
+            f"connection to {origin} closed before any byte of the response "
+            f"({self.sends} send(s), send_retry={self.send_retry})"
+        )
 
 
 class StreamCall(Call):

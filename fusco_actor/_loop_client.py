@@ -59,7 +59,6 @@ from fusco_actor._inbox import (
 )
 from fusco_actor._parser import ResponseParser
 from fusco_actor._response import Response
-from fusco_actor._retry import may_resend
 from fusco_actor._scheduler import LoopActor, get_scheduler
 from fusco_actor._wire import Origin
 
@@ -491,22 +490,11 @@ class LoopClientActor(LoopActor):
             if call.future.done:
                 self._disarm(call)
                 continue
-            if may_resend(
-                idempotent=call.prepared.idempotent,
-                send_failed=send_failed,
-                reused=call.reused,
-                sends=call.sends,
-                send_retry=call.send_retry or 0,
-            ):
+            if call.may_go_again(send_failed):
                 again.append(call)
             else:
                 self._disarm(call)
-                call.future.try_fail(
-                    ConnectionClosed(
-                        f"connection to {self._destination.origin} closed before any byte of "
-                        f"the response ({call.sends} send(s), send_retry={call.send_retry})"
-                    )
-                )
+                call.future.try_fail(call.closed_early(self._destination.origin))
         self._in_flight.clear()
         self._to_send.extendleft(reversed(again))
         self._maybe_finish_disconnect()
