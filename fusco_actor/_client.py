@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from fusco_actor._connect_parts import ConnectInfo, remaining
-from fusco_actor._cookies import CookieJar
 from fusco_actor._exceptions import ClientStopped, ConnectionClosed, FuscoError, RequestTimeout
 from fusco_actor._future import ReplyFuture
 from fusco_actor._headers import Headers
@@ -97,7 +96,7 @@ class ClientActor(pykka.ThreadingActor):
         self._owner = owner
         owner._attach(self)
         self.actor_inbox.on_rejected = owner.on_rejected  # type: ignore[attr-defined]
-        self._origin = Origin(destination, options, CookieJar() if options.use_cookies else None)
+        self._origin = Origin(destination, options)
         self._wire: Wire | None = None
         self._to_send: deque[Call] = deque()  # admitted, not yet written (in order)
         self._in_flight: deque[Call] = deque()  # written, response not yet read (in order)

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 from fusco_actor._aio_transport import LoopConnection, open_loop_connection
 from fusco_actor._connect_parts import ConnectInfo
-from fusco_actor._cookies import CookieJar
 from fusco_actor._events import (
     NEED_DATA,
     BodyChunk,
@@ -83,7 +82,7 @@ class LoopClientActor(LoopActor):
         self._owner = owner
         owner._attach(self)
         self.actor_inbox.on_rejected = owner.on_rejected  # type: ignore[attr-defined]
-        self._origin = Origin(destination, options, CookieJar() if options.use_cookies else None)
+        self._origin = Origin(destination, options)
         self._conn: LoopConnection | None = None
         self._parser: ResponseParser | None = None
         self._connecting: asyncio.Task[LoopConnection] | None = None

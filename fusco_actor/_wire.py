@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
+from fusco_actor._cookies import CookieJar
 from fusco_actor._encoder import LAST_CHUNK, chunk_frames, encode_head
 from fusco_actor._events import (
     NEED_DATA,
@@ -30,7 +31,6 @@ from fusco_actor._response import Response
 from fusco_actor._transport import READ_SIZE, Connection, send_buffers
 
 if TYPE_CHECKING:
-    from fusco_actor._cookies import CookieJar
     from fusco_actor._inbox import Call
     from fusco_actor._options import ClientOptions, Destination
 
@@ -66,13 +66,11 @@ class Origin:
 
     __slots__ = ("destination", "host_field", "jar", "proxy_fields", "target_prefix")
 
-    def __init__(
-        self, destination: Destination, options: ClientOptions, jar: CookieJar | None
-    ) -> None:
-        """Precompute the per-client parts of every request head."""
+    def __init__(self, destination: Destination, options: ClientOptions) -> None:
+        """Precompute the per-client parts of every request head; a jar with ``use_cookies``."""
         self.destination = destination
         self.host_field = destination.host_field
-        self.jar = jar
+        self.jar = CookieJar() if options.use_cookies else None
         self.target_prefix = b""
         self.proxy_fields = b""
         proxy = options.proxy

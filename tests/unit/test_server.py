@@ -462,8 +462,13 @@ _PARENT = textwrap.dedent(
 @needs_proc
 @pytest.mark.parametrize("started_in", ["main", "thread"])
 def test_server_process_ends_when_its_parent_is_killed(started_in: str) -> None:
+    assert_server_ends_with_its_parent([sys.executable, "-c", _PARENT, started_in])
+
+
+def assert_server_ends_with_its_parent(parent_argv: list[str]) -> None:
+    """Run a parent that prints its server child's pid, SIGKILL it, and see the child end."""
     parent = subprocess.Popen(
-        [sys.executable, "-c", _PARENT, started_in],
+        parent_argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -501,22 +506,4 @@ def test_main_with_parent_death_signal_ends_with_its_parent() -> None:
         sys.stdin.read()
         """
     )
-    parent = subprocess.Popen(
-        [sys.executable, "-c", script],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    child = 0
-    try:
-        line = read_line(parent.stdout, EXIT_TIMEOUT)
-        assert line.strip().isdigit(), line
-        child = int(line)
-        parent.kill()
-        parent.wait(EXIT_TIMEOUT)
-        assert wait_gone(child), "the server process outlived its parent"
-    finally:
-        close_process(parent)
-        if child:
-            kill_if_running(child)
+    assert_server_ends_with_its_parent([sys.executable, "-c", script])
