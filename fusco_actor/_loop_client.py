@@ -15,9 +15,13 @@ before any byte of a response re-sends or fails the calls in flight by the
 send-retry rule (API.md §4), as the threaded actor does. ``disconnect`` is
 served in order: once nothing is held the connection closes and the actor stops.
 
+A body that is not fixed bytes (an iterable, a file) or that waits for
+``100 Continue`` goes out after its head through an ``_loop_upload.Upload``,
+paced by the transport's flow control (``on_writable``).
+
 Selected with ``FUSCO_ACTOR_ENGINE=loop`` until it serves everything the
-threaded ``ClientActor`` does; what it does not serve yet (streamed bodies,
-``Expect: 100-continue``, ``client.stream``) fails with ``BadArgument``.
+threaded ``ClientActor`` does; what it does not serve yet (``client.stream``)
+fails with ``BadArgument``.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from fusco_actor._inbox import (
     WakeCommand,
     fail_stopped,
 )
+from fusco_actor._loop_upload import Upload, needs_upload
 from fusco_actor._parser import ResponseParser
 from fusco_actor._response import Response
 from fusco_actor._scheduler import LoopActor, get_scheduler
@@ -89,6 +94,7 @@ class LoopClientActor(LoopActor):
         self._to_send: deque[Call] = deque()
         self._in_flight: deque[Call] = deque()
         self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._upload: Upload | None = None  # the body going out piece by piece, if any
         self._head: ResponseHead | None = None
         self._parts: list[bytes] = []
         self._mark = 0  # parser.bytes_consumed where the current response began
@@ -169,14 +175,10 @@ class LoopClientActor(LoopActor):
     # -- requests ---------------------------------------------------------------------
 
     def _admit(self, call: Call) -> None:
-        if (
-            isinstance(call, StreamCall)
-            or call.prepared.stream is not None
-            or (call.prepared.expect_continue)
-        ):
+        if isinstance(call, StreamCall):
             if call.future.claim():
                 call.future.try_fail(
-                    BadArgument("streamed bodies and Expect are not served by the loop engine yet")
+                    BadArgument("client.stream is not served by the loop engine yet")
                 )
             return
         # Not claimed yet: until it is written, its caller may still expire or withdraw it.
@@ -241,7 +243,9 @@ class LoopClientActor(LoopActor):
             call.reused = not self._fresh
             call.mark = None
             batch.append(head)
-            if call.prepared.body:
+            if needs_upload(call.prepared):  # alone: its body follows the head (_loop_upload)
+                self._upload = Upload(call, conn, self)
+            elif call.prepared.body:
                 batch.append(call.prepared.body)
             self._in_flight.append(call)  # held by one queue or the other at every step
             self._to_send.popleft()
@@ -255,6 +259,9 @@ class LoopClientActor(LoopActor):
                 conn.writelines(batch)
             except ConnectionClosed:
                 self._lose_connection(send_failed=True)
+                return
+            if self._upload is not None:
+                get_scheduler().loop.call_soon(self._upload.begin)
 
     def _arm_timer(self, call: Call) -> None:
         if call.deadline is None:
@@ -372,6 +379,7 @@ class LoopClientActor(LoopActor):
             logger.exception("on_connect callback raised; ignored")
 
     def _close_connection(self) -> None:
+        self._end_upload()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.abort()
@@ -411,7 +419,31 @@ class LoopClientActor(LoopActor):
             self._lose_connection(send_failed=False)
 
     def on_writable(self) -> None:
-        """Nothing waits on write space until streamed uploads are served here."""
+        """Send more of the body going out, if any (the transport drained)."""
+        if self._upload is not None:
+            self._upload.on_writable()
+
+    # -- UploadOwner: the body going out piece by piece (scheduler thread) ------------------
+
+    def upload_failed(self, call: Call, error: BaseException) -> None:
+        """Fail ``call`` with what its body stream raised; close, so no request completes."""
+        if any(c is call for c in self._in_flight):
+            self._in_flight.remove(call)
+        self._disarm(call)
+        self._close_connection()  # first: the caller may look at the client once it fails
+        self._reset_response()
+        call.future.try_fail(error)
+        self._maybe_finish_disconnect()
+        self._pump()
+
+    def upload_lost(self) -> None:
+        """Treat a body write that found the connection closed as a failed send (API.md §4)."""
+        self._lose_connection(send_failed=True)
+
+    def _end_upload(self) -> bool:
+        """End the upload under way; return whether its whole body went out (True if none)."""
+        upload, self._upload = self._upload, None
+        return upload is None or upload.end()
 
     def _read_events(self) -> None:
         parser = self._parser
@@ -428,6 +460,8 @@ class LoopClientActor(LoopActor):
                 return
             if event is NEED_DATA:
                 return
+            if self._upload is not None and isinstance(event, (Informational, ResponseHead)):
+                self._upload.heard(event)  # Expect: 100-continue
             if isinstance(event, Informational):
                 continue
             if isinstance(event, ResponseHead):
@@ -460,7 +494,8 @@ class LoopClientActor(LoopActor):
         self._mark = self._parser.bytes_consumed
         self._in_flight.popleft()
         self._disarm(call)
-        keep = head.keep_alive and not call.prepared.close
+        body_sent = self._end_upload()  # a body cut short leaves the server out of step
+        keep = head.keep_alive and not call.prepared.close and body_sent
         in_step = self._parser.pending > 0 or self._parser.buffered == 0
         if keep:
             self._conn.requests_done += 1
@@ -476,6 +511,8 @@ class LoopClientActor(LoopActor):
     def _lose_connection(self, send_failed: bool) -> None:
         """Close; re-send or fail each call in flight by API.md §4; go on (scheduler thread)."""
         began = self._head is not None or (self._parser is not None and self._parser.in_response)
+        if self._upload is not None and self._upload.cut_short:
+            send_failed = True  # the server cannot have had the whole request
         self._close_connection()
         self._reset_response()
         if began and self._in_flight:  # API.md §4: a response that began is never sent again
