@@ -237,10 +237,21 @@ class Upload:
         frames, self._frames = self._frames, None
         if frames is None:
             return
-        if self._on_loop:
-            _close_quietly(frames)
-        else:
-            _readers.submit(lambda: _close_quietly(frames))
+        stream = self.call.prepared.stream
+        if self._on_loop or stream is None:
+            return  # in-memory pieces: nothing to release
+        # A one-shot iterator is never pulled again (it cannot be re-sent): close it too,
+        # so its clean-up runs now, on a reader thread, rather than whenever it is collected.
+        one_shot = stream if _is_iterator(stream) else None
+        _readers.submit(lambda: _close_quietly(frames, one_shot))
+
+
+def _is_iterator(stream: Any) -> bool:
+    """Return whether ``stream`` is its own iterator (one-shot); False if ``iter`` raises."""
+    try:
+        return iter(stream) is stream
+    except Exception:
+        return False
 
 
 def _pull(frames: Iterator[Any]) -> tuple[int, Any]:
@@ -255,15 +266,16 @@ def _pull(frames: Iterator[Any]) -> tuple[int, Any]:
         return _FAILED, exc
 
 
-def _close_quietly(frames: Iterator[Any]) -> None:
-    """Close a body stream that will not be read further (its ``finally`` runs here)."""
-    close = getattr(frames, "close", None)
-    if close is None:
-        return
-    try:
-        close()
-    except Exception:
-        logger.exception("closing an upload's body stream raised; ignored")
+def _close_quietly(*streams: Any) -> None:
+    """Close body streams that will not be read further (their ``finally`` runs here)."""
+    for stream in streams:
+        close = getattr(stream, "close", None)
+        if close is None:
+            continue
+        try:
+            close()
+        except Exception:
+            logger.exception("closing an upload's body stream raised; ignored")
 
 
 class _Readers:
