@@ -32,7 +32,9 @@ fixed body after ``Expect`` are taken on the loop. At most one pull per upload
 is under way; one that ends after its upload ended is dropped, and the stream
 is then closed on a reader thread (a caller's ``finally`` never runs on the
 loop). A pull that never returns holds its reader thread: the request still
-ends at its deadline, but that thread stays blocked in the caller's code.
+ends at its deadline, but that thread stays blocked in the caller's code, and
+once ``READER_THREADS`` are held so, further pulls wait for one of them. The
+reader threads are daemons, started on demand and kept: idle clients cost none.
 
 Failures: the stream raising (or breaking its ``Content-Length``) fails the
 request with that exception and closes the connection, so the server never
@@ -44,6 +46,7 @@ like any other exchange: closing the connection ends the upload.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -283,6 +286,11 @@ class _Readers:
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
+        self._reset()
+        if hasattr(os, "register_at_fork"):  # a child has none of its parent's threads
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0

@@ -4,8 +4,7 @@ Every test here is one of the threaded engine's, collected again under
 ``FUSCO_ACTOR_ENGINE=loop`` (see docs/engine.md): what the loop engine serves
 cannot regress while the rest is built. Tests that reach into the threaded
 actor (its socket, its caller-runs path) or need what the loop engine does not
-serve yet (streamed bodies, ``Expect: 100-continue``, ``client.stream``,
-crash injection) are not listed.
+serve yet (``client.stream``, crash injection) are not listed.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from tests.integration import test_async as _async
 from tests.integration import test_client as _client
 from tests.integration import test_hardening as _hardening
 from tests.integration import test_pipelining as _pipelining
+from tests.integration import test_streaming as _streaming
+from tests.integration import test_uvicorn as _uvicorn
 
 
 @pytest.fixture(autouse=True)
@@ -92,3 +93,18 @@ test_loop_pipe_timeout = (
     _pipelining.test_request_timeout_inside_the_pipe_closes_and_resends_the_rest
 )
 test_loop_pipe_order = _pipelining.test_requests_are_written_ahead_and_answers_matched_in_order
+test_loop_upload_raises = (
+    _client.test_body_generator_that_raises_fails_the_request_and_closes_the_connection
+)
+test_loop_expect_100 = _client.test_expect_100_continue_sends_the_body_only_after_the_100
+test_loop_expect_final = (
+    _client.test_expect_100_continue_with_a_final_status_instead_never_sends_the_body
+)
+test_loop_upload_longer = (
+    _hardening.test_a_longer_stream_than_its_content_length_never_reaches_the_wire
+)
+test_loop_upload_shorter = _hardening.test_a_shorter_stream_than_its_content_length_fails_at_once
+test_loop_upload_exact = _hardening.test_a_stream_of_exactly_its_content_length_is_sent
+test_loop_upload_file = _streaming.test_file_object_upload_is_sent_with_content_length
+test_loop_upload_chunked = _streaming.test_generator_upload_is_chunk_framed_on_the_wire
+test_loop_upload_uvicorn = _uvicorn.test_chunked_upload_from_a_generator_is_echoed_by_uvicorn
