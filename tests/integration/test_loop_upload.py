@@ -262,3 +262,31 @@ def test_generator_and_file_uploads_over_tls_are_echoed_by_uvicorn(
             from_file = fetch(client, "/chunked", "PUT", body=f)
     assert chunked.body == data
     assert from_file.body == data
+
+
+def test_a_disconnect_timeout_aborts_an_upload_to_a_peer_that_never_reads() -> None:
+    source = Source()
+    some_body, stopped = threading.Event(), threading.Event()
+
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        stalled = server.accept()
+        stalled.read_until(b"\r\n\r\n")
+        stalled.read_exactly(2 * PIECE)
+        some_body.set()  # then reads nothing
+        assert stopped.wait(LONG_TIMEOUT)
+        stalled.read_until_closed()
+
+    with SocketServerThread(handler) as server:
+        client = fusco_actor.start(server.url, **small_buffers())
+        upload = client.request("/up", "POST", body=source.pieces(), timeout=60.0)
+        assert some_body.wait(LONG_TIMEOUT)
+        started = time.monotonic()
+        client.disconnect(timeout=0.5)
+        took = time.monotonic() - started
+        stopped.set()
+        assert took < 0.5 + SLACK, took
+        with pytest.raises(fusco_actor.ClientStopped):
+            upload.get(timeout=SHORT_TIMEOUT)
+        assert source.closed.wait(SHORT_TIMEOUT)
+        server.wait_done()
+    assert server.connections[0].closed_by_peer.is_set()
