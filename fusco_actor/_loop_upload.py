@@ -51,6 +51,7 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from fusco_actor._encoder import LAST_CHUNK
 from fusco_actor._events import Informational, ResponseHead
 from fusco_actor._exceptions import ConnectionClosed
 from fusco_actor._scheduler import get_scheduler
@@ -93,6 +94,7 @@ class Upload:
 
     __slots__ = (
         "_frames",
+        "_left",
         "_loop",
         "_on_loop",
         "_owner",
@@ -117,6 +119,10 @@ class Upload:
         fixed = prepared.stream is None  # a fixed body behind Expect: 100-continue: one piece
         frames = iter((prepared.body,)) if fixed else _stream_frames(call)
         self._frames: Iterator[Any] | None = frames
+        # Bytes of body still to write when its length is known (None: chunked, which
+        # ends with the last-chunk frame): the body is whole as soon as they are written,
+        # without waiting for the pull that finds the stream's end (the answer may come first).
+        self._left = memoryview(prepared.body).nbytes if fixed else prepared.stream_length
         self._on_loop = prepared.stream is None or type(prepared.stream) in (list, tuple)
         self._state = _WAITING if prepared.expect_continue else _SENDING
         self._started = False
@@ -193,6 +199,11 @@ class Upload:
                 except ConnectionClosed:
                     self._owner.upload_lost()
                     return
+                if self._left is None:
+                    self.finished = data == LAST_CHUNK
+                else:
+                    self._left -= memoryview(data).nbytes
+                    self.finished = self._left <= 0
             elif self._frames is None:
                 self.finished = True  # the stream ended and its last bytes are written
             elif self._pulling:

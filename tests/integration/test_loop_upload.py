@@ -290,3 +290,28 @@ def test_a_disconnect_timeout_aborts_an_upload_to_a_peer_that_never_reads() -> N
         assert source.closed.wait(SHORT_TIMEOUT)
         server.wait_done()
     assert server.connections[0].closed_by_peer.is_set()
+
+
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+def test_an_answer_right_after_the_last_byte_of_an_upload_keeps_the_connection(
+    framing: str,
+) -> None:
+    """The body is whole once its last byte is written, not when the stream's end is pulled."""
+    rounds = 30
+
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        conn = server.accept()
+        for _ in range(rounds):
+            read_request(conn)
+            conn.sendall(ok())  # at once: the answer may beat the client's next pull
+        conn.wait_closed_by_peer()
+
+    headers = [("Content-Length", "8")] if framing == "content-length" else []
+    with SocketServerThread(handler) as server:
+        with fusco_actor.start(server.url) as client:
+            for _ in range(rounds):
+                body = iter([b"four", b"more"])
+                resp = fusco_actor.request(client, "/u", "POST", headers, body, LONG_TIMEOUT)
+                assert resp.body == b"ok"
+        server.wait_done()
+    assert len(server.connections) == 1  # every answer left the connection in step
