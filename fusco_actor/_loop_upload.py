@@ -14,7 +14,11 @@ response completes or the connection closes::
 Sending is paced by the transport: a piece is handed to the transport only
 while it is below its high-water mark, and the next piece is pulled only once
 the previous one was handed over; ``on_writable`` starts again. So an upload
-holds at most the transport's buffer plus one piece, whatever the body size.
+holds at most the transport's buffer (its high-water mark plus the last piece)
+and one piece pulled ahead, whatever the body size. The body is whole once its
+last byte is handed over (the last chunk, or the declared length reached). A
+final response that completes before that (a server answering early) resolves
+the call and closes the connection, whose server waits for the rest.
 The wire bytes come from ``_wire._stream_frames``, as on the threaded engine:
 chunk framing, or exactly the declared ``Content-Length`` (a longer stream
 fails before its surplus reaches the wire, a shorter one fails when it ends).
@@ -39,8 +43,13 @@ reader threads are daemons, started on demand and kept: idle clients cost none.
 Failures: the stream raising (or breaking its ``Content-Length``) fails the
 request with that exception and closes the connection, so the server never
 sees a complete request; a write on a connection found closed is a failed send
-(API.md §4). The call's deadline timer, owned by the actor, ends a slow upload
-like any other exchange: closing the connection ends the upload.
+(API.md §4). Whether a call goes again after its connection closed is
+``Call.may_go_again``'s, as on the threaded engine: never for a one-shot
+iterator (a generator, a file), pulled or not, as it cannot be replayed; an
+iterable whose ``iter()`` starts afresh (a list) goes again like a fixed body,
+through a new :class:`Upload`. The call's deadline timer, owned by the actor,
+ends a slow upload like any other exchange: closing the connection ends the
+upload.
 """
 
 from __future__ import annotations
