@@ -16,8 +16,10 @@ send-retry rule (API.md §4), as the threaded actor does. ``disconnect`` is
 served in order: once nothing is held the connection closes and the actor stops.
 
 Selected with ``FUSCO_ACTOR_ENGINE=loop`` until it serves everything the
-threaded ``ClientActor`` does; what it does not serve yet (streamed bodies,
-``Expect: 100-continue``, ``client.stream``) fails with ``BadArgument``.
+threaded ``ClientActor`` does; what it does not serve yet (streamed uploads,
+``Expect: 100-continue``) fails with ``BadArgument``. ``client.stream``'s body
+is served by :mod:`~fusco_actor._loop_stream`, which holds the connection
+(``_stream``) from the response head until the body is read or closed.
 """
 
 from __future__ import annotations
