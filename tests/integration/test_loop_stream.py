@@ -10,6 +10,7 @@ consumers awaiting from event loops of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import select
 import threading
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 import fusco_actor
-from fusco_actor import ClientStopped, StreamingResponse
+from fusco_actor import ClientStopped, StreamingResponse, _future
 from fusco_actor._future import SchedulerBlockedError
 from fusco_actor._handle import ENGINE_ENV
 from fusco_actor._loop_client import LoopClientActor
@@ -156,13 +157,37 @@ def test_a_consumer_on_another_event_loop_awaits_the_head_and_reads_the_body(
     assert first == second == pattern(n)
 
 
-def test_iterating_on_the_scheduler_thread_raises_instead_of_deadlocking(
-    embedded_server: EmbeddedServer,
-) -> None:
+def held_until(registered: threading.Event, body: bytes, closed_early: bool) -> Any:
+    """Return a handler that answers ``body`` once ``registered`` is set, then ``ok``s.
+
+    ``closed_early``: the client closes the first connection in the middle of
+    ``body``, and the next request comes on a second one.
+    """
+
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        conn = server.accept()
+        read_request(conn)
+        assert registered.wait(LONG_TIMEOUT)  # the callback is in place: it runs on the loop
+        if closed_early:
+            with contextlib.suppress(OSError):
+                conn.sendall(ok(body))
+            conn.wait_closed_by_peer()
+            conn = server.accept()
+        else:
+            conn.sendall(ok(body))
+        serve_forever(conn)
+
+    return handler
+
+
+def test_iterating_on_the_scheduler_thread_raises_instead_of_deadlocking() -> None:
+    body = pattern(600_000)
     outcome: dict[str, Any] = {}
     seen = threading.Event()
+    registered = threading.Event()
 
     def on_head(future: Any) -> None:  # a done-callback: runs on the scheduler thread
+        outcome["on_scheduler"] = threading.get_ident() == _future._scheduler_ident
         resp: StreamingResponse = future.get()
         try:
             next(iter(resp.iter_bytes()))
@@ -171,37 +196,49 @@ def test_iterating_on_the_scheduler_thread_raises_instead_of_deadlocking(
         finally:
             seen.set()
 
-    with fusco_actor.start(embedded_server.url) as client:
-        future = client.stream("/bytes/600000", "GET", timeout=LONG_TIMEOUT)
-        future.add_done_callback(on_head)
-        assert seen.wait(LONG_TIMEOUT)
-        assert isinstance(outcome.get("error"), SchedulerBlockedError)
-        # The refused attempt asked for nothing: another thread reads the whole body, in order.
-        resp = future.get(timeout=LONG_TIMEOUT)
-        connection = client.actor.connection
-        assert resp.read() == pattern(600_000)
-        assert client.request("/", timeout=LONG_TIMEOUT).get(timeout=LONG_TIMEOUT).status == 200
-        assert client.actor.connection is connection
+    with SocketServerThread(held_until(registered, body, closed_early=False)) as server:
+        with fusco_actor.start(server.url) as client:
+            future = client.stream("/body", "GET", timeout=LONG_TIMEOUT)
+            future.add_done_callback(on_head)
+            registered.set()
+            assert seen.wait(LONG_TIMEOUT)
+            assert outcome["on_scheduler"]
+            assert isinstance(outcome.get("error"), SchedulerBlockedError)
+            # The refused attempt asked for nothing: another thread reads it all, in order.
+            resp = future.get(timeout=LONG_TIMEOUT)
+            connection = client.actor.connection
+            assert resp.read() == body
+            assert client.request("/", timeout=LONG_TIMEOUT).get(timeout=LONG_TIMEOUT).body
+            assert client.actor.connection is connection
+        server.wait_done()
+    assert len(server.connections) == 1
 
 
-def test_closing_on_the_scheduler_thread_frees_the_client(
-    embedded_server: EmbeddedServer,
-) -> None:
+def test_closing_on_the_scheduler_thread_frees_the_client() -> None:
     closed = threading.Event()
+    registered = threading.Event()
+    on_scheduler: list[bool] = []
 
     def on_head(future: Any) -> None:  # closing never blocks: allowed in a callback
+        on_scheduler.append(threading.get_ident() == _future._scheduler_ident)
         future.get().close()
         closed.set()
 
-    with fusco_actor.start(embedded_server.url) as client:
-        future = client.stream("/bytes/5000000", "GET", timeout=LONG_TIMEOUT)
-        future.add_done_callback(on_head)
-        assert closed.wait(LONG_TIMEOUT)
-        connection = client.actor.connection
-        assert client.request("/", timeout=LONG_TIMEOUT).get(timeout=LONG_TIMEOUT).status == 200
-        assert client.actor.connection is not connection
-        with pytest.raises(ClientStopped):
-            future.get().read()
+    with SocketServerThread(
+        held_until(registered, pattern(5_000_000), closed_early=True)
+    ) as server:
+        with fusco_actor.start(server.url) as client:
+            future = client.stream("/body", "GET", timeout=LONG_TIMEOUT)
+            future.add_done_callback(on_head)
+            registered.set()
+            assert closed.wait(LONG_TIMEOUT)
+            assert server.connections[0].closed_by_peer.wait(SHORT_TIMEOUT)
+            assert client.request("/", timeout=LONG_TIMEOUT).get(timeout=LONG_TIMEOUT).body
+            with pytest.raises(ClientStopped):
+                future.get().read()
+        server.wait_done()
+    assert on_scheduler == [True]
+    assert len(server.connections) == 2
 
 
 def test_an_abandoned_stream_is_closed_and_the_next_request_goes_on() -> None:
