@@ -88,6 +88,8 @@ class StreamingResponse:
             ProtocolError: the body was malformed or cut short.
             RequestTimeout: the request's deadline passed.
             ClientStopped: the response was closed or the client stopped.
+            SchedulerBlockedError: called on the scheduler thread (the loop
+                engine's), where waiting would freeze the actor serving the body.
         """
         if self._finished:
             raise ClientStopped("the streaming response is already closed or consumed")
