@@ -244,7 +244,9 @@ def _run(server: Server, clients: int, trace: bool) -> dict[str, Any]:
     after, fds_after = rss(), len(os.listdir("/proc/self/fd"))
     seen.append(threads())
     if trace:
-        report["tracemalloc_top"] = _top(tracemalloc.take_snapshot())
+        snapshot = tracemalloc.take_snapshot()
+        report["traced_per_client"] = round(tracemalloc.get_traced_memory()[0] / clients)
+        report["tracemalloc_top"] = _top(snapshot, clients)
         tracemalloc.stop()
     report.update(
         rss_before=before,
@@ -270,13 +272,13 @@ def _run(server: Server, clients: int, trace: bool) -> dict[str, Any]:
     return report
 
 
-def _top(snapshot: Any, limit: int = 12) -> list[str]:
-    """Return the ``limit`` source lines holding the most traced memory, as text."""
+def _top(snapshot: Any, clients: int, limit: int = 20) -> list[str]:
+    """Return the ``limit`` source lines holding the most traced memory, per client, as text."""
     import tracemalloc  # noqa: PLC0415
 
     snapshot = snapshot.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
     return [
-        f"{stat.size / 1024:.0f} KiB in {stat.count} blocks: {stat.traceback[0]}"
+        f"{stat.size / clients:.0f} B in {stat.count / clients:.1f} blocks: {stat.traceback[0]}"
         for stat in snapshot.statistics("lineno")[:limit]
     ]
 
