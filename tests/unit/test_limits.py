@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 from typing import Any, Final
 
 import pytest
+
+resource = pytest.importorskip("resource")  # POSIX only
 
 LOW: Final = 256
 CLIENTS: Final = 300
