@@ -1,11 +1,13 @@
-"""The clients under test and the table of them; the third-party peers are in :mod:`peers`.
+"""The clients under test and the table of them, with the fusco_actor engine of each cell.
 
-fusco_actor is driven like the synchronous peers, through its blocking API
-(``fusco_actor.request``, fusco's request/6): a thread and a client per
-connection; while a client is idle the call runs in the calling thread
-(``VARIANTS`` holds the other ways to drive it — pools with done-callbacks or
-threads — measured with ``--clients``). ``fusco_actor p16`` keeps 16 requests
-outstanding per client with done-callbacks. http.client: one ``HTTPConnection`` per thread.
+fusco_actor is driven in the ways issue 10's table names (:mod:`fusco_cells`):
+``fusco bench`` (a pool kept busy by done-callbacks, as ``fusco bench -c N``),
+the same with ``--pipeline 16``, asyncio tasks awaiting ``pool.arequest``,
+threads blocking over one pool, one client with 16 futures outstanding, and
+threads each calling the blocking ``fusco_actor.request`` on a client of its
+own. Every such cell runs on the loop engine; rows marked ``[thread]`` run on
+today's threaded engine. The third-party peers are in :mod:`peers` and
+:mod:`rust_peers`; http.client is here: one ``HTTPConnection`` per thread.
 The raw-socket baseline is a blocking socket per thread that speaks just
 enough HTTP/1.1 to check each response, one request in flight or 32 per write.
 """
@@ -14,11 +16,17 @@ from __future__ import annotations
 
 import http.client
 import socket
-import threading
 from collections.abc import Callable
-from functools import partial
 from typing import Any, Final
 
+from fusco_cells import (
+    bench_lanes,
+    bench_p16,
+    on_engine,
+    one_client_futures,
+    pool_tasks,
+    pool_tasks_scheduler,
+)
 from harness import (
     TIMEOUT,
     BenchError,
@@ -31,77 +39,19 @@ from harness import (
     then_close,
 )
 from peers import aiohttp_session, httpx_client, pycurl_client, urllib3_pool
+from rust_peers import pyreqwest_async, pyreqwest_sync, wreq_async, wreq_sync
 
-__all__ = ["BASELINES", "CLIENTS", "FUSCO", "VARIANTS"]
+__all__ = ["BASELINES", "CLIENTS", "Client", "Runs"]
 
 RECV_SIZE: Final = 256 * 1024
-PIPELINE: Final = 16  # requests in flight per connection for "fusco_actor p16"
 RAW_BATCH: Final = 32  # requests per write for "raw socket x32"
 
 
-# -- fusco_actor ------------------------------------------------------------------------
-
-
-def _chains(submits: list[Callable[[], Any]], scenario: Scenario, meter: Meter) -> Finish:
-    """Keep one request outstanding per ``submits`` entry; its done-callback sends the next.
-
-    The callbacks run in the client actors' threads (no thread wakes up per response).
-    """
-    meter.slots(len(submits))
-    lock = threading.Lock()
-    live = [len(submits)]
-    ended = threading.Event()
-
-    def on_done(slot: int, future: Any) -> None:
-        try:
-            response = future.get()
-            check(response.status, len(response.body), scenario)
-            meter.counts[slot] += 1
-            if not meter.stop:
-                submits[slot]().add_done_callback(callbacks[slot])
-                return
-        except BaseException as exc:  # never let an error escape into the actor
-            meter.fail(exc)
-        with lock:
-            live[0] -= 1
-            if live[0] == 0:
-                ended.set()
-
-    callbacks = [partial(on_done, slot) for slot in range(len(submits))]
-    for slot, submit in enumerate(submits):
-        submit().add_done_callback(callbacks[slot])
-
-    def finish() -> None:
-        meter.stop = True
-        if not ended.wait(TIMEOUT):
-            meter.fail(BenchError("requests still outstanding after the stop"))
-
-    return finish
+# -- fusco_actor (the rest is in fusco_cells) ------------------------------------------
 
 
 def _request_args(scenario: Scenario) -> tuple[Any, ...]:
     return (scenario.path, scenario.method, (), scenario.body, TIMEOUT)
-
-
-def fusco_clients(
-    url: str, scenario: Scenario, conns: int, meter: Meter, pipeline: int = 1
-) -> Finish:
-    """fusco_actor: ``conns`` clients with ``pipeline`` callback chains each."""
-    import fusco_actor  # noqa: PLC0415 - every client library is imported where used
-
-    clients = [fusco_actor.start(url, pipeline=pipeline) for _ in range(conns)]
-    args = _request_args(scenario)
-    submits = [partial(c.request, *args) for c in clients for _ in range(pipeline)]
-    return then_close(_chains(submits, scenario, meter), *(c.disconnect for c in clients))
-
-
-def fusco_pool(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
-    """fusco_actor: one ``Pool`` of ``conns`` clients kept busy by ``conns`` callback chains."""
-    import fusco_actor  # noqa: PLC0415
-
-    pool = fusco_actor.Pool.start(url, max_clients=conns)
-    submit = partial(pool.request, *_request_args(scenario))
-    return then_close(_chains([submit] * conns, scenario, meter), pool.stop)
 
 
 def fusco_pool_threads(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
@@ -120,28 +70,6 @@ def fusco_pool_threads(url: str, scenario: Scenario, conns: int, meter: Meter) -
         return one
 
     return then_close(run_threads(make, conns, meter), pool.stop)
-
-
-def fusco_clients_threads(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
-    """fusco_actor: ``conns`` threads, each blocking on its own client's ``request().get()``."""
-    import fusco_actor  # noqa: PLC0415
-
-    clients: list[Any] = []
-    args = _request_args(scenario)
-
-    def make() -> Callable[[], int]:
-        client = fusco_actor.start(url)
-        clients.append(client)
-
-        def one() -> int:
-            response = client.request(*args).get()
-            check(response.status, len(response.body), scenario)
-            return 1
-
-        return one
-
-    finish = run_threads(make, conns, meter)
-    return then_close(finish, lambda: [c.disconnect() for c in clients])
 
 
 def fusco_clients_blocking(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
@@ -168,16 +96,6 @@ def fusco_clients_blocking(url: str, scenario: Scenario, conns: int, meter: Mete
 
     finish = run_threads(make, conns, meter)
     return then_close(finish, lambda: [c.disconnect() for c in clients])
-
-
-def fusco_p1(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
-    """fusco_actor, pipeline=1: the blocking API, one thread and one client per connection."""
-    return fusco_clients_blocking(url, scenario, conns, meter)
-
-
-def fusco_p16(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
-    """fusco_actor, pipeline=16: ``conns`` clients with 16 requests in flight on each."""
-    return fusco_clients(url, scenario, conns, meter, PIPELINE)
 
 
 # -- the standard library and the raw-socket baseline -----------------------------------
@@ -291,25 +209,53 @@ def raw_socket_x32(url: str, scenario: Scenario, conns: int, meter: Meter) -> Fi
 # -- the table --------------------------------------------------------------------------
 
 Client = Callable[[str, Scenario, int, Meter], Finish]
+Runs = Callable[[Scenario, int], bool]
 
-#: name -> (function, whether it runs the scenario); fusco_actor first, baselines last.
-CLIENTS: Final[dict[str, tuple[Client, Callable[[Scenario], bool]]]] = {
-    "fusco_actor": (fusco_p1, lambda s: True),
-    "fusco_actor p16": (fusco_p16, lambda s: s.method == "GET"),
-    "http.client": (http_client, lambda s: True),
-    "urllib3": (urllib3_pool, lambda s: True),
-    "httpx": (httpx_client, lambda s: True),
-    "aiohttp": (aiohttp_session, lambda s: True),
-    "pycurl": (pycurl_client, lambda s: True),
-    "raw socket": (raw_socket, lambda s: True),
-    "raw socket x32": (raw_socket_x32, lambda s: s.path == "/small"),
-}
-#: Other ways to drive fusco_actor, for ``--clients`` (the table keeps the fastest).
-VARIANTS: Final[dict[str, tuple[Client, Callable[[Scenario], bool]]]] = {
-    "fusco_actor pool+callbacks": (fusco_pool, lambda s: True),
-    "fusco_actor pool+threads": (fusco_pool_threads, lambda s: True),
-    "fusco_actor clients+callbacks": (fusco_clients, lambda s: True),
-    "fusco_actor clients+threads": (fusco_clients_threads, lambda s: True),
+
+def _always(scenario: Scenario, conns: int) -> bool:
+    return True
+
+
+def _get(scenario: Scenario, conns: int) -> bool:
+    return scenario.method == "GET"
+
+
+def _small(conns: int | None) -> Runs:
+    return lambda s, n: s.path == "/small" and (conns is None or n == conns)
+
+
+def _loop(client: Client) -> Client:
+    return on_engine("loop", client)
+
+
+def _thread(client: Client) -> Client:
+    return on_engine("thread", client)
+
+
+#: name -> (function, whether it runs a scenario at a connection count).
+#: fusco_actor first (loop engine, then today's threaded engine), then the peers,
+#: baselines last. Names starting "fusco" are fusco_actor; "[thread]" marks the threaded engine.
+CLIENTS: Final[dict[str, tuple[Client, Runs]]] = {
+    "fusco bench": (_loop(bench_lanes), _always),
+    "fusco bench p16": (_loop(bench_p16), _get),
+    "fusco arequest tasks": (_loop(pool_tasks), _small(16)),
+    "fusco arequest tasks on scheduler": (_loop(pool_tasks_scheduler), _small(16)),
+    "fusco pool threads": (_loop(fusco_pool_threads), _small(16)),
+    "fusco p16 futures": (_loop(one_client_futures), _small(1)),
+    "fusco blocking": (_loop(fusco_clients_blocking), _always),
+    "fusco bench [thread]": (_thread(bench_lanes), _small(16)),
+    "fusco pool threads [thread]": (_thread(fusco_pool_threads), _small(16)),
+    "fusco blocking [thread]": (_thread(fusco_clients_blocking), _small(1)),
+    "http.client": (http_client, _always),
+    "urllib3": (urllib3_pool, _always),
+    "httpx": (httpx_client, _always),
+    "aiohttp": (aiohttp_session, _always),
+    "pycurl": (pycurl_client, _always),
+    "pyreqwest": (pyreqwest_sync, _always),
+    "pyreqwest async": (pyreqwest_async, _always),
+    "wreq": (wreq_sync, _always),
+    "wreq async": (wreq_async, _always),
+    "raw socket": (raw_socket, _always),
+    "raw socket x32": (raw_socket_x32, _small(None)),
 }
 BASELINES: Final = frozenset({"raw socket", "raw socket x32"})
-FUSCO: Final = ("fusco_actor", "fusco_actor p16")

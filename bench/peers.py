@@ -30,7 +30,7 @@ from harness import (
     then_close,
 )
 
-__all__ = ["aiohttp_session", "httpx_client", "pycurl_client", "urllib3_pool"]
+__all__ = ["aiohttp_session", "httpx_client", "new_loop", "pycurl_client", "urllib3_pool"]
 
 
 def urllib3_pool(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
@@ -71,7 +71,8 @@ def httpx_client(url: str, scenario: Scenario, conns: int, meter: Meter) -> Fini
     return then_close(run_threads(make, conns, meter), client.close)
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def new_loop() -> asyncio.AbstractEventLoop:
+    """Return a new uvloop event loop when uvloop is installed, else an asyncio one."""
     try:
         import uvloop  # noqa: PLC0415
     except ImportError:
@@ -99,7 +100,7 @@ def aiohttp_session(url: str, scenario: Scenario, conns: int, meter: Meter) -> F
             await asyncio.gather(*(task(session, i) for i in range(conns)))
 
     def run() -> None:
-        loop = _new_loop()
+        loop = new_loop()
         try:
             loop.run_until_complete(main())
         except BaseException as exc:  # reported by the caller

@@ -1,10 +1,11 @@
-"""The benchmark's report: machine description, tables, ratios and the bar chart.
+"""The benchmark's report: machine description, issue 10's table, the tables and the chart.
 
 ``Results`` maps ``(placement, scenario, conns, client)`` to the requests per
 second of each repetition; failed cells map to an error string instead. A
 cell shows the median and, in brackets, the min-max over the repetitions.
-The ratio is fusco_actor's median over the fastest *peer*'s median in the
-same cell; the raw-socket lines are baselines, not peers.
+Issue 10's table (:mod:`goals`) compares medians of the same run; the chart
+shows, per scenario and connection count, the best loop-engine fusco_actor
+median over the fastest *peer*'s (the raw-socket lines are baselines, not peers).
 """
 
 from __future__ import annotations
@@ -15,17 +16,16 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from goals import TRANSFER_FUSCO, Key, Results, best, fastest_peer, goal_table
 from harness import Scenario
 
 __all__ = ["Results", "machine", "markdown", "ratio_chart"]
 
-Key = tuple[str, str, int, str]  # placement, scenario name, connections, client
 Sample = tuple[float, float]  # requests/s, client CPU seconds per request
-Results = dict[Key, "list[Sample] | str"]
 DASH: Final = "\N{EN DASH}"
 TIMES: Final = "\N{MULTIPLICATION SIGN}"
 
@@ -38,13 +38,15 @@ LIBRARIES: Final = (
     "aiohttp",
     "uvloop",
     "pycurl",
+    "pyreqwest",
+    "wreq",
     "matplotlib",
 )
 
 
 def is_fusco(client: str) -> bool:
     """Return whether ``client`` is a way of driving fusco_actor."""
-    return client.startswith("fusco_actor")
+    return client.startswith("fusco")
 
 
 def _cpu_model() -> tuple[str, int]:
@@ -123,26 +125,16 @@ def _median(results: Results, key: Key, index: int = 0) -> float | None:
     return statistics.median(sample[index] for sample in samples)
 
 
-def ratios(
-    results: Results, placement: str, scenario: str, conns: int, clients: Iterable[str]
-) -> tuple[dict[str, float], str | None, float | None]:
-    """Return fusco_actor's ratios to the fastest peer, the peer's name and its median."""
-    clients = list(clients)
-    peers = [
-        (median, client)
-        for client in clients
-        if not is_fusco(client) and not client.startswith("raw socket")
-        if (median := _median(results, (placement, scenario, conns, client))) is not None
-    ]
-    if not peers:
-        return {}, None, None
-    best, name = max(peers)
-    out = {}
-    for client in clients:
-        median = _median(results, (placement, scenario, conns, client))
-        if is_fusco(client) and median is not None:
-            out[client] = median / best
-    return out, name, best
+def summary(
+    results: Results, placement: str, scenario: str, conns: int, clients: Sequence[str]
+) -> float | None:
+    """Return the best loop-engine fusco_actor median over the fastest peer's, if both ran."""
+    fusco = [c for c in clients if is_fusco(c) and not c.endswith("[thread]")]
+    mine = best(results, placement, scenario, conns, fusco)
+    peer = fastest_peer(results, placement, scenario, conns, clients)
+    if isinstance(mine, str) or isinstance(peer, str):
+        return None
+    return mine[0] / peer[0]
 
 
 def markdown(
@@ -153,23 +145,25 @@ def markdown(
     clients: Sequence[str],
     header: list[str],
     chart: str | None,
+    skipped: dict[str, str] | None = None,
 ) -> str:
     """Return the whole report as Markdown (also fine to print on a terminal)."""
-    fusco = [c for c in clients if is_fusco(c)]
-    lines = [*header, "", "## fusco_actor / fastest peer", ""]
-    cols = [f"{p}: {c}" for p in placements for c in [*fusco, "fastest peer (req/s)"]]
-    lines += ["| scenario | conns | " + " | ".join(cols) + " |"]
-    lines += ["|---|---:|" + "---:|" * len(cols)]
-    for scenario in scenarios:
-        for n in conns:
-            row = [scenario.name, str(n)]
-            for placement in placements:
-                found, name, best = ratios(results, placement, scenario.name, n, clients)
-                row += [f"{found[c]:.2f}{TIMES}" if c in found else "—" for c in fusco]
-                row.append(f"{name} {_num(best)}" if name and best else "—")
-            lines.append("| " + " | ".join(row) + " |")
+    lines = [*header, "", "## Issue 10's table", ""]
+    lines += [
+        "Loop engine unless marked *today's engine*. For the transfer rows fusco_actor's "
+        f"figure is the best of {', '.join(f'`{c}`' for c in TRANSFER_FUSCO)} (named in "
+        "brackets) and the reference is the fastest Python peer in the same cell (named) or "
+        "the raw socket. pycurl with 16 connections is one `CurlMulti` with 16 handles; with "
+        "1, one reused `Curl` handle.",
+    ]
+    for placement, title in placements.items():
+        table, _ = goal_table(results, placement, clients, skipped or {})
+        lines += ["", f"Placement {placement}: {title}", "", *table]
+    if skipped:
+        lines += ["", "Not measured:", ""]
+        lines += [f"- {client}: {reason}" for client, reason in skipped.items()]
     if chart:
-        lines += ["", f"![fusco_actor / fastest peer]({chart})"]
+        lines += ["", f"![best fusco_actor (loop engine) / fastest peer]({chart})"]
     errors: list[str] = []
     for placement, title in placements.items():
         lines += ["", f"## Placement {placement}: {title}"]
@@ -230,26 +224,19 @@ def ratio_chart(
     clients: Sequence[str],
     path: Path,
 ) -> None:
-    """Draw fusco_actor's ratios to the fastest peer as grouped bars (one panel per placement)."""
+    """Draw best loop-engine fusco_actor / fastest peer as bars, one panel per placement."""
     import matplotlib as mpl  # noqa: PLC0415
 
     mpl.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
     from matplotlib.ticker import FuncFormatter  # noqa: PLC0415
 
-    fusco = [c for c in clients if is_fusco(c)]
     shapes = [(s.name, n) for s in scenarios for n in conns]
     fig, axes = plt.subplots(len(placements), 1, figsize=(11, 3.6 * len(placements)), squeeze=False)
-    width = 0.8 / max(len(fusco), 1)
     for ax, (placement, title) in zip(axes[:, 0], placements.items(), strict=True):
-        for i, client in enumerate(fusco):
-            values = [
-                ratios(results, placement, name, n, clients)[0].get(client, 0.0)
-                for name, n in shapes
-            ]
-            xs = [x + (i - (len(fusco) - 1) / 2) * width for x in range(len(shapes))]
-            bars = ax.bar(xs, values, width, label=client)
-            ax.bar_label(bars, [f"{v:.2f}" if v else "" for v in values], fontsize=6)
+        values = [summary(results, placement, name, n, clients) or 0.0 for name, n in shapes]
+        bars = ax.bar(range(len(shapes)), values, 0.6, label="best fusco_actor, loop engine")
+        ax.bar_label(bars, [f"{v:.2f}" if v else "n/a" for v in values], fontsize=7)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_ylabel(f"{TIMES} fastest peer (req/s)")

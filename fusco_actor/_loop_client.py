@@ -19,9 +19,10 @@ A body that is not fixed bytes (an iterable, a file) or that waits for
 ``100 Continue`` goes out after its head through an ``_loop_upload.Upload``,
 paced by the transport's flow control (``on_writable``).
 
-Selected with ``FUSCO_ACTOR_ENGINE=loop`` until it serves everything the
-threaded ``ClientActor`` does; what it does not serve yet (``client.stream``)
-fails with ``BadArgument``.
+``client.stream``'s body is served by :mod:`~fusco_actor._loop_stream`, which
+holds the connection (``_stream``) from the response head until the body is
+read or closed. Selected with ``FUSCO_ACTOR_ENGINE=loop`` until it serves
+everything the threaded ``ClientActor`` does (see docs/engine.md).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from fusco_actor._events import (
     ResponseHead,
 )
 from fusco_actor._exceptions import (
-    BadArgument,
+    ClientStopped,
     ConnectionClosed,
     FuscoError,
     ProtocolError,
@@ -60,6 +61,7 @@ from fusco_actor._inbox import (
     WakeCommand,
     fail_stopped,
 )
+from fusco_actor._loop_stream import LoopStream, connection_closed, start_stream, stop_stream
 from fusco_actor._loop_upload import Upload, needs_upload
 from fusco_actor._parser import ResponseParser
 from fusco_actor._response import Response
@@ -96,6 +98,7 @@ class LoopClientActor(LoopActor):
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._upload: Upload | None = None  # the body going out piece by piece, if any
         self._head: ResponseHead | None = None
+        self._stream: LoopStream | None = None  # a streamed body holding the connection
         self._parts: list[bytes] = []
         self._mark = 0  # parser.bytes_consumed where the current response began
         self._for_write = False  # the connect under way was started to write (not by connect())
@@ -157,6 +160,7 @@ class LoopClientActor(LoopActor):
         if self._terminated:
             return
         self._terminated = True
+        stop_stream(self, ClientStopped("the client stopped while streaming the body"))
         self._close_connection()
         held: list[Command] = [*self._in_flight, *self._to_send, *self._connect_waiters]
         if self._disconnect is not None:
@@ -175,12 +179,6 @@ class LoopClientActor(LoopActor):
     # -- requests ---------------------------------------------------------------------
 
     def _admit(self, call: Call) -> None:
-        if isinstance(call, StreamCall):
-            if call.future.claim():
-                call.future.try_fail(
-                    BadArgument("client.stream is not served by the loop engine yet")
-                )
-            return
         # Not claimed yet: until it is written, its caller may still expire or withdraw it.
         self._to_send.append(call)
 
@@ -205,6 +203,8 @@ class LoopClientActor(LoopActor):
         if self._aborted is not None or not self._to_send:
             self._maybe_finish_disconnect()
             return
+        if self._stream is not None:
+            return  # a streamed body holds the connection until it is read or closed
         conn = self._conn
         parser = self._parser
         if (
@@ -380,6 +380,7 @@ class LoopClientActor(LoopActor):
 
     def _close_connection(self) -> None:
         self._end_upload()
+        connection_closed(self)
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.abort()
@@ -451,7 +452,9 @@ class LoopClientActor(LoopActor):
             try:
                 event = parser.next_event()
             except ProtocolError as exc:
-                if self._in_flight:
+                if self._stream is not None:
+                    connection_closed(self, exc)
+                elif self._in_flight:
                     call = self._in_flight.popleft()
                     self._disarm(call)
                     call.future.try_fail(exc)
@@ -465,11 +468,20 @@ class LoopClientActor(LoopActor):
             if isinstance(event, Informational):
                 continue
             if isinstance(event, ResponseHead):
-                self._head = event
+                if self._in_flight and isinstance(self._in_flight[0], StreamCall):
+                    start_stream(self, event)
+                else:
+                    self._head = event
             elif isinstance(event, BodyChunk):
-                self._parts.append(event.data)
+                if self._stream is not None:
+                    self._stream.on_piece(event.data)
+                else:
+                    self._parts.append(event.data)
             elif isinstance(event, EndOfResponse):
-                self._complete(event.trailers)
+                if self._stream is not None:
+                    self._stream.on_end(event.trailers)
+                else:
+                    self._complete(event.trailers)
             elif isinstance(event, PeerClosed):
                 self._lose_connection(send_failed=False)
                 return
@@ -542,6 +554,8 @@ class LoopClientActor(LoopActor):
         command = self._disconnect
         if command is None or command.future.done or self._to_send or self._in_flight:
             return
+        if self._stream is not None:  # served in order: after the body being streamed
+            return
         if self._connect_waiters:  # a connect asked for before the disconnect ends first
             return
         self._close_connection()
@@ -551,6 +565,7 @@ class LoopClientActor(LoopActor):
     def _abort_now(self, reason: str) -> None:
         if self._terminated:
             return  # stopped meanwhile: what it held was handed over
+        stop_stream(self, ClientStopped(reason))
         self._close_connection()
         for call in (*self._in_flight, *self._to_send):
             self._disarm(call)

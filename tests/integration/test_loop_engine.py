@@ -4,7 +4,7 @@ Every test here is one of the threaded engine's, collected again under
 ``FUSCO_ACTOR_ENGINE=loop`` (see docs/engine.md): what the loop engine serves
 cannot regress while the rest is built. Tests that reach into the threaded
 actor (its socket, its caller-runs path) or need what the loop engine does not
-serve yet (``client.stream``, crash injection) are not listed.
+serve yet (crash injection) are not listed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 from fusco_actor._handle import ENGINE_ENV
 from tests.faults import test_desync as _desync
+from tests.faults import test_stop_and_callbacks as _stop
 from tests.integration import test_async as _async
 from tests.integration import test_client as _client
 from tests.integration import test_hardening as _hardening
@@ -107,4 +108,34 @@ test_loop_upload_shorter = _hardening.test_a_shorter_stream_than_its_content_len
 test_loop_upload_exact = _hardening.test_a_stream_of_exactly_its_content_length_is_sent
 test_loop_upload_file = _streaming.test_file_object_upload_is_sent_with_content_length
 test_loop_upload_chunked = _streaming.test_generator_upload_is_chunk_framed_on_the_wire
+test_loop_upload_file_stream = _streaming.test_file_object_upload
+test_loop_upload_echo_stream = _streaming.test_generator_upload_to_echo
 test_loop_upload_uvicorn = _uvicorn.test_chunked_upload_from_a_generator_is_echoed_by_uvicorn
+test_loop_stream_pieces = _streaming.test_iter_bytes_yields_bounded_pieces
+test_loop_stream_read = _streaming.test_read_returns_the_whole_body
+test_loop_stream_trailers = _streaming.test_chunked_body_exposes_trailers
+test_loop_stream_keep = _streaming.test_reading_to_the_end_keeps_the_connection_alive
+test_loop_stream_keep_wire = (
+    _streaming.test_reading_to_the_end_keeps_the_connection_alive_on_the_wire
+)
+test_loop_stream_close = _streaming.test_closing_early_closes_the_connection
+test_loop_stream_behind = _streaming.test_requests_queued_behind_a_stream_wait_for_it
+test_loop_stream_behind_quiet = (
+    _streaming.test_request_queued_behind_a_stream_is_not_sent_while_it_is_open
+)
+test_loop_stream_behind_closed = (
+    _streaming.test_request_queued_behind_a_stream_closed_early_goes_on_a_new_connection
+)
+test_loop_stream_truncated = _streaming.test_truncated_streamed_body_is_a_protocol_error
+test_loop_stream_timeout = _streaming.test_stream_timeout_while_the_consumer_is_slow
+test_loop_stream_stray = (
+    _desync.test_a_streamed_response_followed_by_stray_bytes_closes_the_connection
+)
+test_loop_stream_slow_reader = (
+    _hardening.test_a_streamed_body_is_read_only_as_fast_as_the_caller_consumes_it
+)
+test_loop_stream_max_body = _hardening.test_a_streamed_body_over_max_body_size_fails_the_stream
+test_loop_stream_blocking_behind = (
+    _stop.test_a_blocking_request_never_uses_the_connection_of_a_body_still_streaming
+)
+test_loop_stream_abort = _stop.test_an_abort_during_a_stream_ends_the_actor
