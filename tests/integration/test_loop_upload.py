@@ -315,3 +315,33 @@ def test_an_answer_right_after_the_last_byte_of_an_upload_keeps_the_connection(
                 assert resp.body == b"ok"
         server.wait_done()
     assert len(server.connections) == 1  # every answer left the connection in step
+
+
+@pytest.mark.parametrize("how", ["request", "stream"])
+def test_an_answer_before_the_body_ends_closes_the_connection(how: str) -> None:
+    """The server waits for the rest of the body: the connection cannot carry another request."""
+    source = Source()
+
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        early = server.accept()
+        early.read_until(b"\r\n\r\n")
+        early.read_exactly(PIECE)
+        early.sendall(ok(b"early"))  # answered mid-body, without reading the rest
+        early.read_until_closed()
+        echo_target(server.accept())
+
+    with SocketServerThread(handler) as server:
+        with fusco_actor.start(server.url) as client:
+            if how == "request":
+                resp = fusco_actor.request(client, "/up", "POST", [], source.pieces(), 5.0)
+                assert resp.body == b"early"
+            else:
+                future = client.stream("/up", "POST", body=source.pieces(), timeout=5.0)
+                with future.get(timeout=LONG_TIMEOUT) as streamed:
+                    assert streamed.read() == b"early"
+            assert source.closed.wait(SHORT_TIMEOUT)  # no longer pulled
+            after = fusco_actor.request(client, "/after", "GET", [], b"", LONG_TIMEOUT)
+            assert after.body == b"/after"
+        server.wait_done()
+    assert server.connections[0].closed_by_peer.is_set()
+    assert len(server.connections) == 2
