@@ -29,13 +29,14 @@ next incarnation. Once nothing is in hand the actor stops; an abort
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pykka import messages
+from pykka import ActorDeadError, messages
 
 from fusco_actor._client import InjectedCrash
 from fusco_actor._inbox import Command, fail_stopped
@@ -167,7 +168,8 @@ def finish_deferred_stop(actor: LoopClientActor) -> None:
     if stop is None or stop.told or actor._terminated or _in_hand(actor):
         return
     stop.told = True
-    actor.actor_ref.tell(messages._ActorStop())  # served at once: nothing is in hand
+    with contextlib.suppress(ActorDeadError):  # stopped meanwhile: nothing left to do
+        actor.actor_ref.tell(messages._ActorStop())  # served at once: nothing is in hand
 
 
 def take_withheld(actor: LoopClientActor) -> tuple[list[Command], list[Any]]:
