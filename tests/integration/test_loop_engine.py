@@ -17,6 +17,7 @@ import pytest
 from fusco_actor._handle import ENGINE_ENV
 from tests.actors import test_pool as _pool
 from tests.faults import test_connect_failures_and_stops as _connect_stop
+from tests.faults import test_crash_in_callbacks as _callback_crash
 from tests.faults import test_desync as _desync
 from tests.faults import test_stop_and_callbacks as _stops
 from tests.faults import test_supervisor as _supervisor
@@ -145,4 +146,7 @@ test_loop_sup_stop_finishes = (
 )
 test_loop_pool_stop_finishes = (
     _connect_stop.test_pool_stop_lets_a_request_on_the_wire_finish_and_fails_the_waiting_ones
+)
+test_loop_callback_bug = (
+    _callback_crash.test_a_bug_while_reading_a_response_restarts_the_client_and_resends_the_get
 )
