@@ -14,6 +14,8 @@ again. Each call in flight has a loop timer at its deadline. A connection lost
 before any byte of a response re-sends or fails the calls in flight by the
 send-retry rule (API.md §4), as the threaded actor does. ``disconnect`` is
 served in order: once nothing is held the connection closes and the actor stops.
+Crashes (``testing.inject_crash``, a bug in a callback) and pykka's stop
+message are handled as the threaded actor handles them: see ``_loop_failure``.
 
 Selected with ``FUSCO_ACTOR_ENGINE=loop`` until it serves everything the
 threaded ``ClientActor`` does; what it does not serve yet (streamed bodies,
