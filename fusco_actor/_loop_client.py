@@ -60,6 +60,7 @@ from fusco_actor._inbox import (
 )
 from fusco_actor._loop_failure import (
     DeferredStop,
+    answer_stops,
     check_crash,
     crash_guarded,
     defer_stop,
@@ -191,8 +192,7 @@ class LoopClientActor(LoopActor):
             self._owner.on_exit(self.actor_ref, held, crashed, None)
         finally:
             self.finished.set()
-            for reply in stop_replies:  # pykka's stop requests: answered once stopped
-                reply.try_set(None)
+            answer_stops(stop_replies)  # pykka's stop requests: answered once stopped
 
     # -- requests ---------------------------------------------------------------------
 

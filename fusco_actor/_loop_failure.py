@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import queue
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DeferredStop",
+    "answer_stops",
     "check_crash",
     "crash_guarded",
     "defer_stop",
@@ -180,6 +182,13 @@ def take_withheld(actor: LoopClientActor) -> tuple[list[Command], list[Any]]:
     withheld, stop.withheld = stop.withheld, []
     replies, stop.replies = stop.replies, []
     return withheld, replies
+
+
+def answer_stops(replies: list[Any]) -> None:
+    """Answer deferred stop requests once the actor has stopped (pykka replies None)."""
+    for reply in replies:
+        with contextlib.suppress(queue.Full):  # already answered (cancelled, say)
+            reply.set(None)
 
 
 def held_once(held: list[Command]) -> list[Command]:
