@@ -148,6 +148,7 @@ def defer_stop(actor: LoopClientActor, envelope: Any) -> bool:
         actor._to_send.extend(kept)
     if envelope.reply_to is not None:
         stop.replies.append(envelope.reply_to)
+    stop.told = False  # this one is deferred: the next time nothing is in hand tells again
     finish_deferred_stop(actor)
     return True
 
