@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 import fusco_actor
-from fusco_actor import RequestTimeout, Response
+from fusco_actor import ClientStopped, RequestTimeout, Response
 from fusco_actor._handle import ENGINE_ENV
 from fusco_actor._loop_client import LoopClientActor
+from fusco_actor._scheduler import get_scheduler
 from fusco_actor._wire import Origin
 from tests.helpers import outcome, wait_for
 from tests.socketserver import LONG_TIMEOUT, SocketServerThread, echo_target, read_request
@@ -93,4 +94,29 @@ def test_a_bug_in_a_deadline_timer_on_the_loop_is_a_crash(monkeypatch: pytest.Mo
             assert after.body == b"/after"
         finally:
             sup.stop(LONG_TIMEOUT)
+        server.wait_done()
+
+
+def test_a_base_exception_in_a_callback_stops_the_client_and_never_the_scheduler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``SystemExit`` from ``on_connect`` (run on the scheduler's loop): pykka's rule, no hang."""
+    monkeypatch.setenv(ENGINE_ENV, "loop")
+
+    def leave(_: fusco_actor.ConnectInfo) -> None:
+        raise SystemExit("a user's on_connect exits")
+
+    def serve(listener: Any, server: SocketServerThread) -> None:
+        echo_target(server.accept())  # the client with the broken on_connect
+        echo_target(server.accept())  # a client started afterwards
+
+    with SocketServerThread(serve) as server:
+        client = fusco_actor.start(server.url, on_connect=leave)
+        assert isinstance(outcome(client.request("/", timeout=LONG_TIMEOUT)), ClientStopped)
+        assert client.actor.finished.wait(LONG_TIMEOUT)
+        assert get_scheduler().thread.is_alive()
+        with fusco_actor.start(server.url) as later:
+            response = outcome(later.request("/later", timeout=LONG_TIMEOUT))
+            assert isinstance(response, Response), response
+            assert response.body == b"/later"
         server.wait_done()
