@@ -14,6 +14,8 @@ again. Each call in flight has a loop timer at its deadline. A connection lost
 before any byte of a response re-sends or fails the calls in flight by the
 send-retry rule (API.md §4), as the threaded actor does. ``disconnect`` is
 served in order: once nothing is held the connection closes and the actor stops.
+Crashes (``testing.inject_crash``, a bug in a callback) and pykka's stop
+message are handled as the threaded actor handles them: see ``_loop_failure``.
 
 A body that is not fixed bytes (an iterable, a file) or that waits for
 ``100 Continue`` goes out after its head through an ``_loop_upload.Upload``,
@@ -61,6 +63,17 @@ from fusco_actor._inbox import (
     WakeCommand,
     fail_stopped,
 )
+from fusco_actor._loop_failure import (
+    DeferredStop,
+    answer_stops,
+    check_crash,
+    crash_guarded,
+    defer_stop,
+    finish_deferred_stop,
+    held_once,
+    take_withheld,
+    withhold,
+)
 from fusco_actor._loop_stream import LoopStream, connection_closed, start_stream, stop_stream
 from fusco_actor._loop_upload import Upload, needs_upload
 from fusco_actor._parser import ResponseParser
@@ -69,6 +82,8 @@ from fusco_actor._scheduler import LoopActor, get_scheduler
 from fusco_actor._wire import Origin
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fusco_actor._future import ReplyFuture
     from fusco_actor._options import ClientOptions, Destination
 
@@ -104,6 +119,9 @@ class LoopClientActor(LoopActor):
         self._for_write = False  # the connect under way was started to write (not by connect())
         self._fresh = False  # the connection was opened for the next write: not "reused" (§4)
         self._connect_waiters: list[ConnectCommand] = []
+        self._connect_for: Command | None = None  # whom the connect under way is for
+        self._stopping: DeferredStop | None = None  # a stop waiting for what is in hand
+        self._handed_over: list[Command] = []  # what _terminate handed to the owner
         self._disconnect: DisconnectCommand | None = None
         self._aborted: str | None = None
         self._terminated = False
@@ -124,12 +142,21 @@ class LoopClientActor(LoopActor):
     def abort(self, reason: str) -> None:
         """Close the connection and fail everything held with ``ClientStopped`` (any thread)."""
         self._aborted = reason
+        for command in self._handed_over:  # a crash report may still carry them
+            fail_stopped(command, reason)
         get_scheduler().call_soon(self._abort_now, reason)
 
     # -- mailbox ------------------------------------------------------------------------
 
+    def _serve_envelope(self, envelope: Any) -> None:
+        """Serve a stop request once what is in hand is done (see ``_loop_failure``)."""
+        if not defer_stop(self, envelope):
+            super()._serve_envelope(envelope)
+
     def on_receive(self, message: Any) -> Any:
         """Serve one command (scheduler thread)."""
+        if isinstance(message, Command) and withhold(self, message):
+            return None  # a stop is under way: not started here
         if isinstance(message, Call):
             self._admit(message)
         elif isinstance(message, ConnectCommand):
@@ -162,7 +189,8 @@ class LoopClientActor(LoopActor):
         self._terminated = True
         stop_stream(self, ClientStopped("the client stopped while streaming the body"))
         self._close_connection()
-        held: list[Command] = [*self._in_flight, *self._to_send, *self._connect_waiters]
+        withheld, stop_replies = take_withheld(self)
+        held: list[Command] = [*self._in_flight, *self._to_send, *self._connect_waiters, *withheld]
         if self._disconnect is not None:
             held.append(self._disconnect)  # resolved (None) by the owner, as fail_stopped does
         for call in (*self._in_flight, *self._to_send):
@@ -172,9 +200,11 @@ class LoopClientActor(LoopActor):
         self._connect_waiters.clear()
         held += self.actor_inbox.close()  # type: ignore[attr-defined]
         try:
+            self._handed_over = held = held_once(held)
             self._owner.on_exit(self.actor_ref, held, crashed, None)
         finally:
             self.finished.set()
+            answer_stops(stop_replies)  # pykka's stop requests: answered once stopped
 
     # -- requests ---------------------------------------------------------------------
 
@@ -198,8 +228,8 @@ class LoopClientActor(LoopActor):
 
     def _pump(self) -> None:
         """Write what may go now, connecting first when needed (scheduler thread)."""
-        while self._to_send and self._to_send[0].future.done:  # withdrawn or expired
-            self._to_send.popleft()
+        while self._to_send and (self._to_send[0].future.done or self._resend_expired()):
+            self._to_send.popleft()  # withdrawn or expired
         if self._aborted is not None or not self._to_send:
             self._maybe_finish_disconnect()
             return
@@ -207,17 +237,21 @@ class LoopClientActor(LoopActor):
             return  # a streamed body holds the connection until it is read or closed
         conn = self._conn
         parser = self._parser
+        # A connection opened for this write and closed before it is written on: the
+        # write fails below and counts as a send (§4), rather than reconnecting for free.
+        dropped = conn is not None and conn.is_closed and not self._fresh
         if (
             conn is not None
             and parser is not None
             and not self._in_flight
-            and (parser.buffered or conn.is_closed)
+            and (parser.buffered or dropped)
         ):
             # Bytes (or a close) on an idle connection: never read them as the next answer.
             self._close_connection()
             self._reset_response()
             conn = None
-        if conn is None or conn.is_closed:
+        if conn is None or dropped:
+            check_crash(self)  # "before it sends": the call is still queued, handed over
             self._ensure_connection(self._to_send[0].deadline, for_write=True)
             return
         limit = self._options.pipeline
@@ -233,6 +267,7 @@ class LoopClientActor(LoopActor):
                 break
             if len(self._in_flight) >= (1 if alone else limit):
                 break
+            check_crash(self)  # "before it sends": the call is still queued, handed over
             if not self._claim(call):
                 self._to_send.popleft()
                 continue
@@ -261,7 +296,18 @@ class LoopClientActor(LoopActor):
                 self._lose_connection(send_failed=True)
                 return
             if self._upload is not None:
-                get_scheduler().loop.call_soon(self._upload.begin)
+                get_scheduler().loop.call_soon(self.upload_step, self._upload.begin)
+
+    def _resend_expired(self) -> bool:
+        """Fail the re-send at the head of the queue if its deadline passed (before any connect)."""
+        call = self._to_send[0]
+        if not call.sends or call.deadline is None or time.monotonic() < call.deadline:
+            return False
+        self._disarm(call)
+        call.future.try_fail(
+            RequestTimeout(f"request timed out before it could be sent again ({call.sends} sends)")
+        )
+        return True
 
     def _arm_timer(self, call: Call) -> None:
         if call.deadline is None:
@@ -277,6 +323,7 @@ class LoopClientActor(LoopActor):
         delay = max(0.0, deadline - time.monotonic())
         get_scheduler().loop.call_later(delay, self._connect_timed_out, command)
 
+    @crash_guarded
     def _connect_timed_out(self, command: ConnectCommand) -> None:
         if any(c is command for c in self._connect_waiters):
             self._connect_waiters.remove(command)
@@ -288,6 +335,7 @@ class LoopClientActor(LoopActor):
         if timer is not None:
             timer.cancel()
 
+    @crash_guarded
     def _timed_out(self, call: Call) -> None:
         if any(c is call for c in self._to_send):  # waiting to be sent again
             self._to_send.remove(call)
@@ -309,6 +357,7 @@ class LoopClientActor(LoopActor):
         """Stop a claimed call its caller cancelled (any thread): see ``_cancel_now``."""
         get_scheduler().call_soon(self._cancel_now, future)
 
+    @crash_guarded
     def _cancel_now(self, future: ReplyFuture[Any]) -> None:
         if len(self._in_flight) == 1 and self._in_flight[0].future is future:
             self._disarm(self._in_flight.popleft())
@@ -318,19 +367,27 @@ class LoopClientActor(LoopActor):
 
     # -- the connection -----------------------------------------------------------------
 
-    def _ensure_connection(self, deadline: float | None, for_write: bool) -> None:
+    def _ensure_connection(
+        self, deadline: float | None, for_write: bool, starter: Command | None = None
+    ) -> None:
         if self._connecting is not None or (self._conn is not None and not self._conn.is_closed):
             if self._conn is not None:
                 self._settle_connect_waiters(None)
             return
         started = time.monotonic()
         self._for_write = for_write
+        # The command whose deadline bounds this connect: its failure is charged to it alone.
+        if starter is None:
+            starters: Any = self._to_send if for_write else self._connect_waiters[-1:]
+            starter = starters[0] if starters else None
+        self._connect_for = starter
         task = get_scheduler().loop.create_task(
             open_loop_connection(self._destination, self._options, deadline, self)
         )
         self._connecting = task
         task.add_done_callback(lambda t: self._connected(t, started))
 
+    @crash_guarded
     def _connected(self, task: asyncio.Task[LoopConnection], started: float) -> None:
         if task is not self._connecting or self._terminated:
             if not task.cancelled() and task.exception() is None:
@@ -344,21 +401,38 @@ class LoopClientActor(LoopActor):
         if error is not None:
             failure = error if isinstance(error, FuscoError) else ProtocolError(repr(error))
             self._notify(ConnectInfo(False, failure, took, None))
-            self._settle_connect_waiters(failure)
-            if self._to_send:
-                self._to_send.popleft().future.try_fail(failure)
-            self._pump()
+            self._connect_failed(failure)
             return
         conn = task.result()
         if self._aborted is not None:
             conn.abort()
             return
         self._conn = conn
+        self._connect_for = None
         self._fresh = self._for_write
         self._parser = ResponseParser(self._options.max_head_size, self._options.max_body_size)
         self._mark = 0
         self._notify(ConnectInfo(True, None, took, conn.address))
         self._settle_connect_waiters(None)
+        self._pump()
+
+    def _connect_failed(self, failure: FuscoError) -> None:
+        """Fail the command the connect was for; the others get a connect of their own.
+
+        As in the threaded actor, where each command makes its own attempt in
+        turn, bounded by its own deadline: a failure is charged to one command.
+        """
+        starter, self._connect_for = self._connect_for, None
+        if starter is not None:
+            if any(c is starter for c in self._to_send):
+                self._to_send.remove(starter)  # type: ignore[arg-type]
+                self._disarm(starter)  # type: ignore[arg-type]
+            elif any(c is starter for c in self._connect_waiters):
+                self._connect_waiters.remove(starter)  # type: ignore[arg-type]
+            starter.future.try_fail(failure)
+        if self._connect_waiters and not self._to_send:
+            waiter = self._connect_waiters[0]
+            self._ensure_connection(waiter.future.deadline, for_write=False, starter=waiter)
         self._pump()
 
     def _settle_connect_waiters(self, error: FuscoError | None) -> None:
@@ -395,6 +469,7 @@ class LoopClientActor(LoopActor):
 
     # -- ConnectionOwner: socket events (scheduler thread) -----------------------------------
 
+    @crash_guarded
     def on_data(self, data: bytes) -> None:
         """Feed the parser and resolve every response it completes."""
         parser = self._parser
@@ -403,12 +478,14 @@ class LoopClientActor(LoopActor):
         parser.feed(data)
         self._read_events()
 
+    @crash_guarded
     def on_eof(self) -> None:
         """Handle the peer closing its side: a read-until-close body ends, the rest is lost."""
         if self._parser is not None:
             self._parser.feed_eof()
             self._read_events()
 
+    @crash_guarded
     def on_lost(self, exc: Exception | None) -> None:
         """Handle the end of the connection."""
         if self._conn is None:
@@ -419,6 +496,7 @@ class LoopClientActor(LoopActor):
         if self._conn is not None:
             self._lose_connection(send_failed=False)
 
+    @crash_guarded
     def on_writable(self) -> None:
         """Send more of the body going out, if any (the transport drained)."""
         if self._upload is not None:
@@ -436,6 +514,11 @@ class LoopClientActor(LoopActor):
         call.future.try_fail(error)
         self._maybe_finish_disconnect()
         self._pump()
+
+    @crash_guarded
+    def upload_step(self, step: Callable[..., None], *args: Any) -> None:
+        """Run ``step(*args)`` of the upload as a loop callback: what it raises is a crash."""
+        step(*args)
 
     def upload_lost(self) -> None:
         """Treat a body write that found the connection closed as a failed send (API.md §4)."""
@@ -474,6 +557,7 @@ class LoopClientActor(LoopActor):
                     self._head = event
             elif isinstance(event, BodyChunk):
                 if self._stream is not None:
+                    check_crash(self)  # one check per body piece, as the threaded actor does
                     self._stream.on_piece(event.data)
                 else:
                     self._parts.append(event.data)
@@ -487,6 +571,7 @@ class LoopClientActor(LoopActor):
                 return
 
     def _complete(self, trailers: Headers) -> None:
+        check_crash(self)  # "right after it receives": the call is still held, handed over
         head, parts = self._head, self._parts
         self._head, self._parts = None, []
         assert head is not None and self._parser is not None and self._conn is not None
@@ -551,6 +636,7 @@ class LoopClientActor(LoopActor):
     # -- stopping -------------------------------------------------------------------------
 
     def _maybe_finish_disconnect(self) -> None:
+        finish_deferred_stop(self)
         command = self._disconnect
         if command is None or command.future.done or self._to_send or self._in_flight:
             return
@@ -562,6 +648,7 @@ class LoopClientActor(LoopActor):
         command.future.try_set(None)
         self.stop()
 
+    @crash_guarded
     def _abort_now(self, reason: str) -> None:
         if self._terminated:
             return  # stopped meanwhile: what it held was handed over

@@ -49,7 +49,9 @@ iterator (a generator, a file), pulled or not, as it cannot be replayed; an
 iterable whose ``iter()`` starts afresh (a list) goes again like a fixed body,
 through a new :class:`Upload`. The call's deadline timer, owned by the actor,
 ends a slow upload like any other exchange: closing the connection ends the
-upload.
+upload. Every loop callback of an upload (its start, the 100 or the 1 s timer,
+a pull's return) runs through the actor's crash-guarded ``upload_step``: a bug
+there is the actor's crash, as anywhere else (``_loop_failure``).
 """
 
 from __future__ import annotations
@@ -96,6 +98,9 @@ class UploadOwner(Protocol):
 
     def upload_lost(self) -> None:
         """Handle a write that found the connection closed (a failed send)."""
+
+    def upload_step(self, step: Callable[..., None], *args: Any) -> None:
+        """Run ``step(*args)``, a loop callback of the upload: what it raises is a crash."""
 
 
 class Upload:
@@ -153,7 +158,9 @@ class Upload:
         self._started = True
         if self._state == _WAITING:
             # RFC 9110 §10.1.1: a client need not wait for 100 for an indefinite period.
-            self._timer = self._loop.call_later(EXPECT_CONTINUE_WAIT, self._stop_waiting)
+            self._timer = self._loop.call_later(
+                EXPECT_CONTINUE_WAIT, self._owner.upload_step, self._stop_waiting
+            )
         else:
             self._advance()
 
@@ -163,7 +170,8 @@ class Upload:
             return
         if isinstance(event, Informational):
             if event.status == 100:
-                self._loop.call_soon(self._stop_waiting)  # not from inside the parser's loop
+                # Not from inside the parser's loop.
+                self._loop.call_soon(self._owner.upload_step, self._stop_waiting)
             return
         self._state = _SKIPPED  # RFC 9110 §10.1.1: the server answered without the body
         self._cancel_timer()
@@ -244,7 +252,7 @@ class Upload:
         assert frames is not None
         result = _pull(frames)
         try:
-            self._loop.call_soon_threadsafe(self._pulled, result)
+            self._loop.call_soon_threadsafe(self._owner.upload_step, self._pulled, result)
         except RuntimeError:  # the scheduler's loop is gone: nobody waits for this upload
             _close_quietly(frames)
 

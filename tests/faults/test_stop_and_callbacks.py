@@ -25,8 +25,11 @@ import pytest
 
 import fusco_actor
 import fusco_actor._client as client_module
+import fusco_actor._loop_client as loop_client_module
 from fusco_actor import ClientStopped, RequestTimeout
 from fusco_actor._client import _acquire_through_interrupts
+from fusco_actor._handle import _actor_class
+from fusco_actor._scheduler import LoopActor
 from fusco_actor.testing import inject_crash
 from tests.helpers import outcome, start_thread, wait_for
 from tests.socketserver import (
@@ -229,6 +232,7 @@ def test_a_resend_whose_deadline_passed_fails_without_reconnecting(
             return time.monotonic() + skew[0]
 
     monkeypatch.setattr(client_module, "time", SkewedTime)
+    monkeypatch.setattr(loop_client_module, "time", SkewedTime)
     connects: list[fusco_actor.ConnectInfo] = []
 
     def handler(listener: Any, server: SocketServerThread) -> None:
@@ -335,18 +339,29 @@ def test_supervisor_stop_with_no_time_left_still_stops_every_child() -> None:
             fusco_actor.request(client, "/b", "GET", [], b"", SHORT_TIMEOUT)
 
 
-def test_a_disconnect_that_aborts_a_restarting_child_leaves_no_incarnation_running() -> None:
+def test_a_disconnect_that_aborts_a_restarting_child_leaves_no_incarnation_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     release = threading.Event()
+    on_loop = issubclass(_actor_class(), LoopActor)
+    reports: list[tuple[Any, ...]] = []
+    real_child_crashed = fusco_actor.Supervisor.child_crashed
 
     def busy(_: Any) -> None:  # keeps the supervisor busy while the crash report waits
         release.wait(LONG_TIMEOUT)
+
+    def report_later(sup: fusco_actor.Supervisor, *report: Any) -> None:
+        reports.append((sup, *report))  # the crash report waits (the loop must not block)
+
+    if on_loop:
+        monkeypatch.setattr(fusco_actor.Supervisor, "child_crashed", report_later)
 
     def serve_two(listener: Any, server: SocketServerThread) -> None:
         for _ in range(2):
             echo_target(server.accept())
 
     with SocketServerThread(serve_two) as server:
-        sup = fusco_actor.Supervisor.start(on_child_gone=busy)
+        sup = fusco_actor.Supervisor.start(on_child_gone=None if on_loop else busy)
         first = sup.start_client(server.url)
         second = sup.start_client(server.url)
         assert fusco_actor.request(second, "/", "GET", [], b"", LONG_TIMEOUT).status == 200
@@ -357,8 +372,11 @@ def test_a_disconnect_that_aborts_a_restarting_child_leaves_no_incarnation_runni
         second.disconnect(timeout=0.1)
         assert isinstance(outcome(pending, SHORT_TIMEOUT), ClientStopped)
         release.set()
+        for report in reports:
+            real_child_crashed(*report)
         sup.stop(timeout=LONG_TIMEOUT)
-        assert wait_for(lambda: not pykka.ActorRegistry.get_by_class_name("ClientActor"))
+        name = _actor_class().__name__
+        assert wait_for(lambda: not pykka.ActorRegistry.get_by_class_name(name))
 
 
 def test_ctrl_c_while_retaking_the_turn_is_raised_only_once_the_turn_is_held() -> None:

@@ -18,7 +18,8 @@ import pytest
 
 import fusco_actor
 from fusco_actor import ClientStopped, ConnectionClosed, Response, Supervisor
-from fusco_actor._client import ClientActor
+from fusco_actor._handle import _actor_class
+from fusco_actor._scheduler import LoopActor
 from fusco_actor._server import EmbeddedServer
 from fusco_actor.testing import inject_crash
 from tests.conftest import LONG_TIMEOUT, SHORT_TIMEOUT
@@ -159,16 +160,23 @@ def test_an_incarnation_stopped_before_its_restart_completes_fails_requests_inst
     # moment the handle switches to it; the handle must not route to a dead actor.
     sup = supervisor(max_restarts=5, max_seconds=10.0)
     client = sup.start_client(embedded_server.url)
-    real_start = ClientActor.start.__func__  # type: ignore[attr-defined]
+    actor_class: Any = _actor_class()
+    real_start = actor_class.start.__func__
 
-    def start_then_stop(cls: type[ClientActor], *args: Any, **kwargs: Any) -> Any:
+    def start_then_stop(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
         ref = real_start(cls, *args, **kwargs)
-        ref.stop(block=False)
-        # Not ref.stop(block=True): that would block the scheduler thread (and raise).
-        assert ref.actor_stopped.wait(LONG_TIMEOUT)
+        if issubclass(cls, LoopActor):
+            # This runs on the scheduler thread, which serves the stop: stop it here,
+            # as a turn serving pykka's stop message would.
+            ref._actor._stop()
+            ref.actor_inbox.kill(str(ref))
+        else:
+            ref.stop(block=False)
+            # Not ref.stop(block=True): that would block the scheduler thread (and raise).
+            assert ref.actor_stopped.wait(LONG_TIMEOUT)
         return ref
 
-    monkeypatch.setattr(ClientActor, "start", classmethod(start_then_stop))
+    monkeypatch.setattr(actor_class, "start", classmethod(start_then_stop))
     inject_crash(client)
 
     assert isinstance(outcome(client.request("/")), ClientStopped)

@@ -3,8 +3,7 @@
 Every test here is one of the threaded engine's, collected again under
 ``FUSCO_ACTOR_ENGINE=loop`` (see docs/engine.md): what the loop engine serves
 cannot regress while the rest is built. Tests that reach into the threaded
-actor (its socket, its caller-runs path) or need what the loop engine does not
-serve yet (crash injection) are not listed.
+actor (its socket, its caller-runs path) are not listed.
 """
 
 from __future__ import annotations
@@ -14,9 +13,14 @@ from collections.abc import Iterator
 import pytest
 
 from fusco_actor._handle import ENGINE_ENV
+from tests.actors import test_pool as _pool
+from tests.faults import test_connect_failures_and_stops as _connect_stop
+from tests.faults import test_crash_in_callbacks as _callback_crash
 from tests.faults import test_desync as _desync
-from tests.faults import test_stop_and_callbacks as _stop
+from tests.faults import test_stop_and_callbacks as _stops
+from tests.faults import test_supervisor as _supervisor
 from tests.integration import test_async as _async
+from tests.integration import test_blocking as _blocking
 from tests.integration import test_client as _client
 from tests.integration import test_hardening as _hardening
 from tests.integration import test_pipelining as _pipelining
@@ -136,6 +140,58 @@ test_loop_stream_slow_reader = (
 )
 test_loop_stream_max_body = _hardening.test_a_streamed_body_over_max_body_size_fails_the_stream
 test_loop_stream_blocking_behind = (
-    _stop.test_a_blocking_request_never_uses_the_connection_of_a_body_still_streaming
+    _stops.test_a_blocking_request_never_uses_the_connection_of_a_body_still_streaming
 )
-test_loop_stream_abort = _stop.test_an_abort_during_a_stream_ends_the_actor
+test_loop_stream_abort = _stops.test_an_abort_during_a_stream_ends_the_actor
+
+# Crashes, supervision and stops (fixtures of the modules they come from first).
+supervisor = _supervisor.supervisor
+pools = _pool.pools
+test_loop_crash_queued = (
+    _supervisor.test_a_crash_with_50_queued_requests_resends_them_all_on_the_restarted_client
+)
+test_loop_intensity = _supervisor.test_crashes_beyond_the_intensity_stop_the_child_and_fail_its_requests_with_client_stopped  # noqa: E501
+test_loop_max_restarts_0 = _supervisor.test_max_restarts_zero_gives_up_at_the_first_crash
+test_loop_stopped_restart = _supervisor.test_an_incarnation_stopped_before_its_restart_completes_fails_requests_instead_of_hanging  # noqa: E501
+test_loop_crash_post = (
+    _supervisor.test_a_post_on_the_wire_at_a_crash_is_not_sent_again_and_fails_connection_closed
+)
+test_loop_crash_get = _supervisor.test_a_get_on_the_wire_at_a_crash_is_sent_again_and_succeeds
+test_loop_crash_spent = (
+    _supervisor.test_a_get_whose_send_retry_is_spent_fails_connection_closed_at_a_crash
+)
+test_loop_crash_threads = (
+    _supervisor.test_requests_from_many_threads_all_resolve_while_crashes_are_injected_repeatedly
+)
+test_loop_pool_dropped = _pool.test_a_client_that_stops_for_good_is_dropped_and_replaced_on_demand
+test_loop_pool_restarted = _pool.test_a_crashed_pool_client_is_restarted_behind_the_same_handle
+test_loop_pool_waiter = _pool.test_a_waiter_gets_a_new_client_when_the_busy_one_stops_for_good
+test_loop_pool_free_given_up = (
+    _pool.test_freeing_a_client_while_the_supervisor_gives_it_up_is_quietly_ignored
+)
+test_loop_pool_no_thread = _pool.test_a_stopped_pool_leaves_no_thread_or_socket_behind
+test_loop_abort_restarting = (
+    _stops.test_a_disconnect_that_aborts_a_restarting_child_leaves_no_incarnation_running
+)
+test_loop_resend_deadline = _stops.test_a_resend_whose_deadline_passed_fails_without_reconnecting
+test_loop_pool_stop_hung = _stops.test_pool_stop_with_hung_requests_returns_within_its_timeout
+test_loop_sup_stop_hung = _stops.test_supervisor_stop_with_hung_requests_stops_children_in_parallel
+test_loop_blocking_crash = (
+    _blocking.test_blocking_request_after_a_crash_is_served_by_the_restarted_incarnation
+)
+test_loop_late_cancel = _async.test_a_late_cancel_never_cuts_the_next_request
+test_loop_connect_charged = (
+    _connect_stop.test_a_connect_that_times_out_is_not_charged_to_a_request_waiting_for_it
+)
+test_loop_connect_waiter = (
+    _connect_stop.test_a_request_whose_connect_times_out_does_not_fail_a_connect_waiting_for_it
+)
+test_loop_sup_stop_finishes = (
+    _connect_stop.test_supervisor_stop_lets_a_request_on_the_wire_finish_and_fails_the_queued_ones
+)
+test_loop_pool_stop_finishes = (
+    _connect_stop.test_pool_stop_lets_a_request_on_the_wire_finish_and_fails_the_waiting_ones
+)
+test_loop_callback_bug = (
+    _callback_crash.test_a_bug_while_reading_a_response_restarts_the_client_and_resends_the_get
+)
