@@ -30,7 +30,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from fusco_actor._aio_transport import LoopConnection, open_loop_connection
-from fusco_actor._connect_parts import ConnectInfo
+from fusco_actor._connect_parts import ConnectInfo, tls_failure
 from fusco_actor._events import (
     NEED_DATA,
     BodyChunk,
@@ -212,9 +212,14 @@ class LoopClientActor(LoopActor):
             and (parser.buffered or conn.is_closed)
         ):
             # Bytes (or a close) on an idle connection: never read them as the next answer.
+            failure = tls_failure(conn.lost_error) if self._fresh else None
             self._close_connection()
             self._reset_response()
             conn = None
+            if failure is not None:  # refused right after the handshake: this call's error
+                self._to_send.popleft().future.try_fail(failure)
+                self._pump()
+                return
         if conn is None or conn.is_closed:
             self._ensure_connection(self._to_send[0].deadline, for_write=True)
             return
@@ -404,7 +409,13 @@ class LoopClientActor(LoopActor):
         """Handle the end of the connection."""
         if self._conn is None:
             return
-        if self._parser is not None:
+        failure = tls_failure(exc)
+        if failure is not None and self._in_flight:  # an alert, not a close: no re-send
+            call = self._in_flight.popleft()
+            self._disarm(call)
+            call.future.try_fail(failure)
+            self._reset_response()
+        elif self._parser is not None:
             self._parser.feed_eof()
             self._read_events()
         if self._conn is not None:
