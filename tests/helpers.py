@@ -200,3 +200,26 @@ def idle_connection_closed_by_peer(client: fusco_actor.Client, timeout: float) -
             return True
         assert not readable, "the server sent bytes on an idle connection"
     return False
+
+
+def idle_connection_readable(client: fusco_actor.Client, timeout: float) -> bool:
+    """Wait (bounded) until bytes or a close reach the client's idle connection; return whether.
+
+    Threaded: the socket turns readable (nobody reads it until the next
+    request). Loop: the loop reads at once, so the bytes wait in the actor's
+    parser, or the actor has already dropped the connection for them.
+    """
+    conn = client.actor.connection
+    if conn is None:
+        return True
+    if not uses_loop_engine(client):
+        readable, _, _ = select.select([conn.sock], [], [], timeout)
+        return bool(readable)
+    actor = client.actor
+
+    def news() -> bool:
+        parser = actor._parser
+        dropped = actor.connection is not conn or conn.is_closed
+        return bool(dropped or (parser is not None and parser.buffered))
+
+    return wait_for(lambda: on_scheduler(news), timeout)
