@@ -221,7 +221,11 @@ class LoopClientActor(LoopActor):
                 self._pump()
                 return
         if conn is None or conn.is_closed:
-            self._ensure_connection(self._to_send[0].deadline, for_write=True)
+            first = self._to_send[0]
+            if first.sends and first.deadline is not None and time.monotonic() >= first.deadline:
+                self._timed_out(first)  # a re-send past its deadline fails before any reconnect
+                return
+            self._ensure_connection(first.deadline, for_write=True)
             return
         limit = self._options.pipeline
         batch: list[bytes | memoryview] = []
