@@ -152,6 +152,39 @@ async def _resolve(
     return list(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, numeric))
 
 
+async def _sock_connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, addr: Any) -> None:
+    """Connect the non-blocking ``sock`` to the resolved ``addr``, as ``loop.sock_connect`` does.
+
+    uvloop's ``sock_connect`` resolves ``addr`` again, through libuv's resolver
+    threads (four of them, started on the first connect, and a hand-off per
+    connect); the address is resolved already, so it is connected here.
+
+    Raises:
+        OSError: the connect failed (``TimeoutError`` for ``ETIMEDOUT``).
+    """
+    try:
+        sock.connect(addr)
+    except (BlockingIOError, InterruptedError):
+        pass  # EINPROGRESS: wait until the socket is writable
+    else:
+        return
+    fd = sock.fileno()
+    writable: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not writable.done():
+            writable.set_result(None)
+
+    loop.add_writer(fd, ready)
+    try:
+        await writable
+    finally:
+        loop.remove_writer(fd)
+    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise OSError(error, os.strerror(error))
+
+
 async def _tcp_connect(
     loop: asyncio.AbstractEventLoop, host: str, port: int, options: ClientOptions, what: str
 ) -> socket.socket:
@@ -166,7 +199,7 @@ async def _tcp_connect(
         try:
             configure_socket(sock, options)
             sock.setblocking(False)
-            await loop.sock_connect(sock, addr)
+            await _sock_connect(loop, sock, addr)
         except TimeoutError:  # the kernel gave up (ETIMEDOUT): a timeout, not the next address
             sock.close()
             raise

@@ -16,8 +16,10 @@ send-retry rule (API.md §4), as the threaded actor does. ``disconnect`` is
 served in order: once nothing is held the connection closes and the actor stops.
 
 Selected with ``FUSCO_ACTOR_ENGINE=loop`` until it serves everything the
-threaded ``ClientActor`` does; what it does not serve yet (streamed bodies,
-``Expect: 100-continue``, ``client.stream``) fails with ``BadArgument``.
+threaded ``ClientActor`` does; what it does not serve yet (streamed uploads,
+``Expect: 100-continue``) fails with ``BadArgument``. ``client.stream``'s body
+is served by :mod:`~fusco_actor._loop_stream`, which holds the connection
+(``_stream``) from the response head until the body is read or closed.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from fusco_actor._events import (
 )
 from fusco_actor._exceptions import (
     BadArgument,
+    ClientStopped,
     ConnectionClosed,
     FuscoError,
     ProtocolError,
@@ -56,6 +59,7 @@ from fusco_actor._inbox import (
     WakeCommand,
     fail_stopped,
 )
+from fusco_actor._loop_stream import LoopStream, connection_closed, start_stream, stop_stream
 from fusco_actor._parser import ResponseParser
 from fusco_actor._response import Response
 from fusco_actor._scheduler import LoopActor, get_scheduler
@@ -90,6 +94,7 @@ class LoopClientActor(LoopActor):
         self._in_flight: deque[Call] = deque()
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._head: ResponseHead | None = None
+        self._stream: LoopStream | None = None  # a streamed body holding the connection
         self._parts: list[bytes] = []
         self._mark = 0  # parser.bytes_consumed where the current response began
         self._for_write = False  # the connect under way was started to write (not by connect())
@@ -151,6 +156,7 @@ class LoopClientActor(LoopActor):
         if self._terminated:
             return
         self._terminated = True
+        stop_stream(self, ClientStopped("the client stopped while streaming the body"))
         self._close_connection()
         held: list[Command] = [*self._in_flight, *self._to_send, *self._connect_waiters]
         if self._disconnect is not None:
@@ -169,11 +175,7 @@ class LoopClientActor(LoopActor):
     # -- requests ---------------------------------------------------------------------
 
     def _admit(self, call: Call) -> None:
-        if (
-            isinstance(call, StreamCall)
-            or call.prepared.stream is not None
-            or (call.prepared.expect_continue)
-        ):
+        if call.prepared.stream is not None or (call.prepared.expect_continue):
             if call.future.claim():
                 call.future.try_fail(
                     BadArgument("streamed bodies and Expect are not served by the loop engine yet")
@@ -203,6 +205,8 @@ class LoopClientActor(LoopActor):
         if self._aborted is not None or not self._to_send:
             self._maybe_finish_disconnect()
             return
+        if self._stream is not None:
+            return  # a streamed body holds the connection until it is read or closed
         conn = self._conn
         parser = self._parser
         if (
@@ -381,6 +385,7 @@ class LoopClientActor(LoopActor):
             logger.exception("on_connect callback raised; ignored")
 
     def _close_connection(self) -> None:
+        connection_closed(self)
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.abort()
@@ -434,7 +439,9 @@ class LoopClientActor(LoopActor):
             try:
                 event = parser.next_event()
             except ProtocolError as exc:
-                if self._in_flight:
+                if self._stream is not None:
+                    connection_closed(self, exc)
+                elif self._in_flight:
                     call = self._in_flight.popleft()
                     self._disarm(call)
                     call.future.try_fail(exc)
@@ -446,11 +453,20 @@ class LoopClientActor(LoopActor):
             if isinstance(event, Informational):
                 continue
             if isinstance(event, ResponseHead):
-                self._head = event
+                if self._in_flight and isinstance(self._in_flight[0], StreamCall):
+                    start_stream(self, event)
+                else:
+                    self._head = event
             elif isinstance(event, BodyChunk):
-                self._parts.append(event.data)
+                if self._stream is not None:
+                    self._stream.on_piece(event.data)
+                else:
+                    self._parts.append(event.data)
             elif isinstance(event, EndOfResponse):
-                self._complete(event.trailers)
+                if self._stream is not None:
+                    self._stream.on_end(event.trailers)
+                else:
+                    self._complete(event.trailers)
             elif isinstance(event, PeerClosed):
                 self._lose_connection(send_failed=False)
                 return
@@ -520,6 +536,8 @@ class LoopClientActor(LoopActor):
         command = self._disconnect
         if command is None or command.future.done or self._to_send or self._in_flight:
             return
+        if self._stream is not None:  # served in order: after the body being streamed
+            return
         if self._connect_waiters:  # a connect asked for before the disconnect ends first
             return
         self._close_connection()
@@ -529,6 +547,7 @@ class LoopClientActor(LoopActor):
     def _abort_now(self, reason: str) -> None:
         if self._terminated:
             return  # stopped meanwhile: what it held was handed over
+        stop_stream(self, ClientStopped(reason))
         self._close_connection()
         for call in (*self._in_flight, *self._to_send):
             self._disarm(call)

@@ -44,6 +44,7 @@ from pykka import ActorDeadError, ActorRegistry
 
 from fusco_actor._future import ReplyFuture, mark_scheduler_thread
 from fusco_actor._inbox import Inbox
+from fusco_actor._limits import raise_open_file_limit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -77,6 +78,8 @@ class Scheduler:
         loop: the event loop (only ever touched from its own thread, except
             through ``call_soon`` and ``asyncio.run_coroutine_threadsafe``).
         loop_name: ``"uvloop"`` or ``"asyncio"``.
+        open_files: the open-file limits once the scheduler raised the soft
+            one to the hard one (see :mod:`fusco_actor._limits`).
     """
 
     def __init__(self) -> None:
@@ -85,6 +88,7 @@ class Scheduler:
         Raises:
             RuntimeError: the loop thread did not start within 10 seconds.
         """
+        self.open_files = raise_open_file_limit()  # one fd per connection: 10,000 clients
         self.loop, self.loop_name = _new_loop()
         self._ident = 0
         ready = threading.Event()

@@ -12,7 +12,7 @@ import argparse
 import contextlib
 import ctypes
 import os
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -82,7 +82,9 @@ class ServerProcess:
                 start_new_session=True,  # a terminal's Ctrl-C goes to the benchmark alone
             )
             assert self._proc.stdout is not None
-            ready, _, _ = select.select([self._proc.stdout], [], [], self._start_timeout)
+            with selectors.DefaultSelector() as selector:  # not select(): fds above 1023
+                selector.register(self._proc.stdout, selectors.EVENT_READ)
+                ready = selector.select(self._start_timeout)
             line = self._proc.stdout.readline() if ready else ""
             if not line.startswith("serving on "):
                 raise RuntimeError("the embedded server process did not start")

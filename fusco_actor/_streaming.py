@@ -40,6 +40,15 @@ class StreamChannel:
         self.replies: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.done = threading.Event()
 
+    def ask(self, request: str) -> tuple[str, Any]:
+        """Send ``request`` to the actor and wait for its reply (consumer's thread)."""
+        self.requests.put(request)
+        return self.replies.get()
+
+    def tell(self, request: str) -> None:
+        """Send ``request`` to the actor without waiting (consumer's thread); never raises."""
+        self.requests.put(request)
+
     def fail(self, exc: FuscoError) -> None:
         """End the stream with ``exc`` (actor thread, or on the actor's stop)."""
         if not self.done.is_set():
@@ -79,13 +88,14 @@ class StreamingResponse:
             ProtocolError: the body was malformed or cut short.
             RequestTimeout: the request's deadline passed.
             ClientStopped: the response was closed or the client stopped.
+            SchedulerBlockedError: called on the scheduler thread (the loop
+                engine's), where waiting would freeze the actor serving the body.
         """
         if self._finished:
             raise ClientStopped("the streaming response is already closed or consumed")
         channel = self._channel
         while True:
-            channel.requests.put(NEXT)
-            kind, value = channel.replies.get()
+            kind, value = channel.ask(NEXT)
             if kind == "data":
                 yield value
             elif kind == "end":
@@ -108,7 +118,7 @@ class StreamingResponse:
         """Stop reading; an unfinished body closes the connection. Never raises."""
         if not self._finished:
             self._finished = True
-            self._channel.requests.put(CLOSE)
+            self._channel.tell(CLOSE)
 
     def __enter__(self) -> StreamingResponse:
         """Return the response; it is closed on exit."""

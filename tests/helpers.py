@@ -8,12 +8,15 @@ that read a socket option or the TLS session hold for both.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import os
+import resource
 import select
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import pykka
@@ -75,6 +78,29 @@ def process_gone(pid: int) -> bool:
 def wait_gone(pid: int, timeout: float = LONG_TIMEOUT) -> bool:
     """Poll until process ``pid`` is gone or ``timeout`` seconds passed; return whether it is."""
     return wait_for(lambda: process_gone(pid), timeout)
+
+
+@contextlib.contextmanager
+def descriptors_above(n: int) -> Iterator[None]:
+    """Hold open files until new descriptors are numbered above ``n``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 64
+    if soft < want:
+        if hard != resource.RLIM_INFINITY and hard < want:
+            pytest.skip(f"the open-file hard limit ({hard}) is below {want}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    held: list[int] = []
+    try:
+        while True:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            held.append(fd)
+            if fd > n:
+                break
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 # -- a client's connection, under either engine ------------------------------------------

@@ -9,9 +9,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import resource
 import select
 import socket
 import threading
@@ -21,7 +18,7 @@ from typing import Any
 import pytest
 
 import fusco_actor
-from tests.helpers import client_socket
+from tests.helpers import client_socket, descriptors_above
 from tests.socketserver import (
     LONG_TIMEOUT,
     SHORT_TIMEOUT,
@@ -33,29 +30,6 @@ from tests.socketserver import (
 )
 
 # -- keep-alive with many open files ---------------------------------------------------
-
-
-@contextlib.contextmanager
-def descriptors_above(n: int) -> Iterator[None]:
-    """Hold open files until new descriptors are numbered above ``n``."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = n + 64
-    if soft < want:
-        if hard != resource.RLIM_INFINITY and hard < want:
-            pytest.skip(f"the open-file hard limit ({hard}) is below {want}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    held: list[int] = []
-    try:
-        while True:
-            fd = os.open(os.devnull, os.O_RDONLY)
-            held.append(fd)
-            if fd > n:
-                break
-        yield
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_keep_alive_is_reused_when_the_socket_descriptor_is_above_1023() -> None:

@@ -5,8 +5,7 @@ Every test here is one of the threaded engine's, collected again under
 cannot regress while the rest is built. Tests that look into a client's
 connection do it through ``tests.helpers`` (``client_socket``, ``client_tls``...),
 which serve both engines. Tests that need what the loop engine does not serve
-yet (streamed bodies, ``Expect: 100-continue``, ``client.stream``, crash
-injection) are not listed.
+yet (streamed uploads, ``Expect: 100-continue``, crash injection) are not listed.
 """
 
 from __future__ import annotations
@@ -18,13 +17,14 @@ import pytest
 from fusco_actor._handle import ENGINE_ENV
 from tests.actors import test_pool as _pool
 from tests.faults import test_desync as _desync
-from tests.faults import test_stop_and_callbacks as _stops
+from tests.faults import test_stop_and_callbacks as _stop
 from tests.integration import test_async as _async
 from tests.integration import test_blocking as _blocking
 from tests.integration import test_client as _client
 from tests.integration import test_connect_options as _connect_options
 from tests.integration import test_hardening as _hardening
 from tests.integration import test_pipelining as _pipelining
+from tests.integration import test_streaming as _streaming
 from tests.integration import test_tls as _tls
 
 
@@ -98,6 +98,34 @@ test_loop_pipe_timeout = (
     _pipelining.test_request_timeout_inside_the_pipe_closes_and_resends_the_rest
 )
 test_loop_pipe_order = _pipelining.test_requests_are_written_ahead_and_answers_matched_in_order
+test_loop_stream_pieces = _streaming.test_iter_bytes_yields_bounded_pieces
+test_loop_stream_read = _streaming.test_read_returns_the_whole_body
+test_loop_stream_trailers = _streaming.test_chunked_body_exposes_trailers
+test_loop_stream_keep = _streaming.test_reading_to_the_end_keeps_the_connection_alive
+test_loop_stream_keep_wire = (
+    _streaming.test_reading_to_the_end_keeps_the_connection_alive_on_the_wire
+)
+test_loop_stream_close = _streaming.test_closing_early_closes_the_connection
+test_loop_stream_behind = _streaming.test_requests_queued_behind_a_stream_wait_for_it
+test_loop_stream_behind_quiet = (
+    _streaming.test_request_queued_behind_a_stream_is_not_sent_while_it_is_open
+)
+test_loop_stream_behind_closed = (
+    _streaming.test_request_queued_behind_a_stream_closed_early_goes_on_a_new_connection
+)
+test_loop_stream_truncated = _streaming.test_truncated_streamed_body_is_a_protocol_error
+test_loop_stream_timeout = _streaming.test_stream_timeout_while_the_consumer_is_slow
+test_loop_stream_stray = (
+    _desync.test_a_streamed_response_followed_by_stray_bytes_closes_the_connection
+)
+test_loop_stream_slow_reader = (
+    _hardening.test_a_streamed_body_is_read_only_as_fast_as_the_caller_consumes_it
+)
+test_loop_stream_max_body = _hardening.test_a_streamed_body_over_max_body_size_fails_the_stream
+test_loop_stream_blocking_behind = (
+    _stop.test_a_blocking_request_never_uses_the_connection_of_a_body_still_streaming
+)
+test_loop_stream_abort = _stop.test_an_abort_during_a_stream_ends_the_actor
 
 # Made engine-agnostic (socket and TLS read through tests.helpers; engine-specific
 # expectations explicit). Interop's idle-close and careless-HEAD run under
@@ -119,12 +147,12 @@ test_loop_blocking_order = (
     _blocking.test_blocking_request_never_overtakes_a_call_taken_but_not_yet_served
 )
 test_loop_callback_blocks = (
-    _stops.test_a_done_callback_may_make_a_blocking_request_on_the_same_client
+    _stop.test_a_done_callback_may_make_a_blocking_request_on_the_same_client
 )
-test_loop_resend_deadline = _stops.test_a_resend_whose_deadline_passed_fails_without_reconnecting
-test_loop_pool_stop_hung = _stops.test_pool_stop_with_hung_requests_returns_within_its_timeout
+test_loop_resend_deadline = _stop.test_a_resend_whose_deadline_passed_fails_without_reconnecting
+test_loop_pool_stop_hung = _stop.test_pool_stop_with_hung_requests_returns_within_its_timeout
 test_loop_supervisor_stop_hung = (
-    _stops.test_supervisor_stop_with_hung_requests_stops_children_in_parallel
+    _stop.test_supervisor_stop_with_hung_requests_stops_children_in_parallel
 )
 test_loop_late_cancel = _async.test_a_late_cancel_never_cuts_the_next_request
 test_loop_pool_leaks = _pool.test_a_stopped_pool_leaves_no_thread_or_socket_behind

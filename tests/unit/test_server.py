@@ -19,7 +19,7 @@ import pytest
 
 from fusco_actor._server import EmbeddedServer
 from fusco_actor._server_process import ServerProcess
-from tests.helpers import process_gone, wait_gone
+from tests.helpers import descriptors_above, process_gone, wait_gone
 
 TIMEOUT = 5.0
 EXIT_TIMEOUT = 10.0  # seconds for a server process to be gone once told (or orphaned)
@@ -437,6 +437,17 @@ def test_server_process_serves_and_stop_ends_the_child() -> None:
         server.stop()  # idempotent
     finally:
         kill_if_running(pid)
+
+
+def test_server_process_starts_when_its_pipes_are_numbered_above_1023() -> None:
+    # select() cannot watch a descriptor above FD_SETSIZE; the scheduler raises the
+    # open-file limit, so a process with many clients gets such descriptors.
+    with descriptors_above(1100):
+        server = ServerProcess().start()
+        try:
+            assert http_get_root(server.url).startswith(b"HTTP/1.1 200 OK\r\n")
+        finally:
+            server.stop()
 
 
 # A parent that starts ServerProcess, reports the child's pid and waits to be killed.
