@@ -419,7 +419,10 @@ class LoopClientActor(LoopActor):
         if self._conn is None:
             return
         failure = tls_failure(exc)
-        if failure is not None and self._in_flight:  # an alert, not a close: no re-send
+        if failure is not None and self._stream is not None:  # the streamed body ends with it
+            connection_closed(self, failure)
+            self._reset_response()
+        elif failure is not None and self._in_flight:  # an alert, not a close: no re-send
             call = self._in_flight.popleft()
             self._disarm(call)
             call.future.try_fail(failure)
