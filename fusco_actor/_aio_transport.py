@@ -157,13 +157,13 @@ class _LoopProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.write_blocked = False
+        self._lost_exc = exc  # for LoopConnection.lost_error, and receive_early before the owner
         owner = self.owner
         if owner is not None:
             self.owner = None  # no cycle left behind: owner -> connection -> protocol
             owner.on_lost(exc)
             return
         self._early_lost = True
-        self._lost_exc = exc
         self._wake()
         if self.pending_owner is not None:  # the loss is replayed even while paused
             self.loop.call_soon(self.replay)
@@ -318,6 +318,15 @@ class LoopConnection:
         self._protocol.closed = True
         with contextlib.suppress(Exception):
             self._transport.abort()
+
+    @property
+    def lost_error(self) -> Exception | None:
+        """Return what the connection was lost with (``OSError``, ``ssl.SSLError``), else None.
+
+        Set once it is lost: an owner that hears of a loss before it holds the
+        connection (a TLS alert right after the handshake) finds it here.
+        """
+        return self._protocol._lost_exc
 
     @property
     def is_closed(self) -> bool:

@@ -26,6 +26,7 @@ from fusco_actor._exceptions import (
     FuscoError,
     ProtocolError,
     ProxyError,
+    RequestTimeout,
     TLSError,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "remaining",
     "socket_timeout",
     "tls_context",
+    "tls_failure",
     "tls_what",
     "tunnel_answered",
     "tunnel_request",
@@ -119,6 +121,28 @@ def map_errors(
         raise closed_error(f"{what}: {exc.strerror or exc}") from exc
     except OSError as exc:
         raise ConnectError(f"{what}: {exc.strerror or exc}") from exc
+
+
+def tls_failure(exc: BaseException | None) -> TLSError | None:
+    """Return the ``TLSError`` a connection lost with ``exc`` after its handshake ends in.
+
+    A TLS alert or a bad record on a read (TLS 1.3 refuses a missing client
+    certificate only after the client's handshake, on its first read) is the
+    request's error, as the threaded engine's read raises it: words
+    ``"receive: TLS failure: ..."``. None for anything else: no error, a reset,
+    or a TLS-level close (``SSLEOFError``, ``SSLZeroReturnError``), which is a
+    close like any other.
+    """
+    if not isinstance(exc, ssl.SSLError) or isinstance(
+        exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+    ):
+        return None
+    try:
+        with map_errors(RequestTimeout, "receive"):
+            raise exc
+    except TLSError as mapped:
+        return mapped
+    return None  # pragma: no cover - map_errors maps every SSLError to TLSError
 
 
 def nearest_deadline(

@@ -27,7 +27,7 @@ import pykka
 
 from fusco_actor._exceptions import RequestTimeout
 
-__all__ = ["ReplyFuture", "SchedulerBlockedError", "mark_scheduler_thread"]
+__all__ = ["ReplyFuture", "SchedulerBlockedError", "mark_scheduler_thread", "on_scheduler_thread"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,11 @@ def mark_scheduler_thread(ident: int) -> None:
     """Record the scheduler thread: a blocking ``get`` there raises (``_scheduler`` calls this)."""
     global _scheduler_ident  # noqa: PLW0603 - one scheduler per process
     _scheduler_ident = ident
+
+
+def on_scheduler_thread() -> bool:
+    """Return whether the caller runs on the scheduler thread, where nothing may block."""
+    return _scheduler_ident != 0 and threading.get_ident() == _scheduler_ident
 
 
 class SchedulerBlockedError(RuntimeError):

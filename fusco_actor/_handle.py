@@ -18,7 +18,7 @@ import pykka
 
 from fusco_actor._client import ClientActor
 from fusco_actor._connect_parts import remaining
-from fusco_actor._future import ReplyFuture
+from fusco_actor._future import ReplyFuture, SchedulerBlockedError, on_scheduler_thread
 from fusco_actor._inbox import (
     Call,
     Command,
@@ -275,7 +275,15 @@ class Client(AsyncRequests):
         Raises:
             BadArgument: a bad argument (nothing is sent).
             FuscoError: the request failed.
+            SchedulerBlockedError: called on the scheduler thread (from actor
+                code or a callback a loop actor runs), where waiting would freeze
+                every actor; nothing is sent.
         """
+        if on_scheduler_thread():
+            raise SchedulerBlockedError(
+                "fusco_actor.request blocks, and it was called on the scheduler thread where "
+                "that would freeze every actor; use Client.request with add_done_callback"
+            )
         call = Call(Request(path, method, headers, body, timeout, send_retry))
         actor = self._actor
         if actor is None or not actor.run_inline(call):

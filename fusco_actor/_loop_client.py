@@ -37,7 +37,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from fusco_actor._aio_transport import LoopConnection, open_loop_connection
-from fusco_actor._connect_parts import ConnectInfo
+from fusco_actor._connect_parts import ConnectInfo, tls_failure
 from fusco_actor._events import (
     NEED_DATA,
     BodyChunk,
@@ -240,6 +240,14 @@ class LoopClientActor(LoopActor):
         # A connection opened for this write and closed before it is written on: the
         # write fails below and counts as a send (§4), rather than reconnecting for free.
         dropped = conn is not None and conn.is_closed and not self._fresh
+        if conn is not None and conn.is_closed and self._fresh and not self._in_flight:
+            failure = tls_failure(conn.lost_error)
+            if failure is not None:  # refused right after the handshake: this call's error
+                self._close_connection()
+                self._reset_response()
+                self._to_send.popleft().future.try_fail(failure)
+                self._pump()
+                return
         if (
             conn is not None
             and parser is not None
@@ -490,7 +498,16 @@ class LoopClientActor(LoopActor):
         """Handle the end of the connection."""
         if self._conn is None:
             return
-        if self._parser is not None:
+        failure = tls_failure(exc)
+        if failure is not None and self._stream is not None:  # the streamed body ends with it
+            connection_closed(self, failure)
+            self._reset_response()
+        elif failure is not None and self._in_flight:  # an alert, not a close: no re-send
+            call = self._in_flight.popleft()
+            self._disarm(call)
+            call.future.try_fail(failure)
+            self._reset_response()
+        elif self._parser is not None:
             self._parser.feed_eof()
             self._read_events()
         if self._conn is not None:

@@ -459,13 +459,6 @@ def fetch(
     return future.get(timeout=REQUEST_TIMEOUT + LONG_TIMEOUT)
 
 
-def client_connection(client: fusco_actor.Client) -> Any:
-    """Return the client's open ``Connection`` (``.sock``, ``.tunnelled``) after a request."""
-    conn = client.actor.connection
-    assert conn is not None, "the client holds no connection"
-    return conn
-
-
 def echo(client: fusco_actor.Client, path: str = "/echo", **kwargs: Any) -> dict[str, Any]:
     """Return the JSON report of the ASGI app's ``/echo`` route."""
     resp = fetch(client, path, **kwargs)

@@ -1,13 +1,15 @@
 """The blocking ``fusco_actor.request`` (the caller-runs path) against loopback servers.
 
-When the client is idle the blocking call serves its request in the caller's
-thread under the actor's turn; otherwise it queues like ``Client.request``.
+On the threaded engine, when the client is idle the blocking call serves its
+request in the caller's thread under the actor's turn; otherwise (and always on
+the loop engine) it queues like ``Client.request``.
 Either way it is one request at a time, in order, on the actor's connection.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -188,22 +190,28 @@ def test_blocking_request_never_overtakes_a_call_taken_but_not_yet_served(
 ) -> None:
     """Order holds in the instant between the actor taking a call from its inbox and serving it.
 
-    The actor is parked right after its inbox handed it ``/first``; a blocking
-    request made then finds the inbox empty and the actor's turn free, yet it
-    must queue behind ``/first`` rather than run inline ahead of it.
+    The actor is parked right after its inbox handed it ``/first`` (the
+    threaded actor takes mail with ``Inbox.get``, a loop actor's turn with
+    ``Inbox.take``, parking the scheduler thread). A blocking request made then
+    finds the inbox empty; on the threaded engine it also finds the actor's
+    turn free, yet it must queue behind ``/first`` rather than run inline ahead
+    of it. The loop engine never serves inline: it must queue there too.
     """
     taken, proceed = threading.Event(), threading.Event()
-    original_get = Inbox.get
     watched: list[Inbox] = []
 
-    def parking_get(self: Inbox) -> Any:
-        envelope = original_get(self)
-        if watched and self is watched[0] and not taken.is_set():
-            taken.set()
-            assert proceed.wait(LONG_TIMEOUT)
-        return envelope
+    def parking(original: Callable[[Inbox], Any]) -> Callable[[Inbox], Any]:
+        def take_and_park(self: Inbox) -> Any:
+            envelope = original(self)
+            if envelope is not None and watched and self is watched[0] and not taken.is_set():
+                taken.set()
+                assert proceed.wait(LONG_TIMEOUT)
+            return envelope
 
-    monkeypatch.setattr(Inbox, "get", parking_get)
+        return take_and_park
+
+    monkeypatch.setattr(Inbox, "get", parking(Inbox.get))
+    monkeypatch.setattr(Inbox, "take", parking(Inbox.take))
     with SocketServerThread(one_connection_server) as server:
         client = fusco_actor.start(server.url)
         inbox = client.actor.actor_inbox

@@ -1,8 +1,8 @@
 """connect_options (source_address, family, sockopts, tcp_nodelay) and on_connect.
 
 Each option is checked by what the server sees (the peer address) or by
-reading the option back from the client's socket (``client.actor.connection.sock``
-after a request). ``on_connect`` must be called once per connection attempt
+reading the option back from the client's socket (``tests.helpers.client_socket``
+after a request, under either engine). ``on_connect`` must be called once per connection attempt
 with its outcome, its error and its time.
 """
 
@@ -16,12 +16,12 @@ import pytest
 
 import fusco_actor
 from fusco_actor import BadOption, ConnectError, ConnectInfo
+from tests.helpers import client_socket
 from tests.integration.realservers import (
     SHORT_TIMEOUT,
     ProxyPyServer,
     SocketServerThread,
     UvicornServer,
-    client_connection,
     echo,
     fetch,
     free_port,
@@ -32,12 +32,6 @@ from tests.integration.realservers import (
 )
 
 integration = pytest.mark.integration
-
-
-def client_socket(client: fusco_actor.Client) -> socket.socket:
-    """Return the socket of the client's open connection (after a request)."""
-    sock: socket.socket = client_connection(client).sock
-    return sock
 
 
 def peer_recorder(peers: list[Any], connections: int = 1, close: bool = True) -> Any:

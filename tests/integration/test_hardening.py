@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import fusco_actor
-from tests.helpers import descriptors_above
+from tests.helpers import client_socket, descriptors_above
 from tests.socketserver import (
     LONG_TIMEOUT,
     SHORT_TIMEOUT,
@@ -41,8 +41,7 @@ def test_keep_alive_is_reused_when_the_socket_descriptor_is_above_1023() -> None
             for i in range(3):
                 resp = fusco_actor.request(client, f"/{i}", "GET", [], b"", SHORT_TIMEOUT)
                 assert resp.body == f"/{i}".encode()
-            conn = client.actor.connection
-            assert conn is not None and conn.sock.fileno() > 1023
+            assert client_socket(client).fileno() > 1023
         server.wait_done()
     assert len(server.connections) == 1
     assert len(server.connections[0].requests) == 3

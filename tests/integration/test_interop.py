@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import select
-import socket
 import ssl
-import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
 
@@ -26,6 +23,7 @@ import pytest
 
 import fusco_actor
 from fusco_actor import ConnectInfo
+from tests.helpers import idle_connection_closed_by_peer, idle_connection_readable
 from tests.integration.interop_apps.routes import PARTS, digest
 from tests.integration.interop_servers import (
     IDLE,
@@ -86,24 +84,12 @@ def client_of(server: InteropServer, **options: object) -> Iterator[Connects]:
 
 
 def wait_for_server_close(client: fusco_actor.Client, timeout: float) -> None:
-    """Wait (bounded) until the server closes the client's idle connection.
+    """Wait (bounded) until the server closes the client's idle connection (either engine).
 
-    Watches the client's socket for the end of stream (readable, and a peek
-    reads nothing) without taking a byte from it.
+    See :func:`tests.helpers.idle_connection_closed_by_peer`.
     """
-    conn = client.actor.connection
-    if conn is None:  # the client already closed it (e.g. the server said close)
-        return
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            readable, _, _ = select.select([conn.sock], [], [], left)
-            if readable and conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
-                return
-        except (OSError, ValueError):  # reset, or the socket was closed meanwhile
-            return
-        assert not readable, "the server sent bytes on an idle connection"
-    raise AssertionError(f"the server did not close the idle connection in {timeout} s")
+    if not idle_connection_closed_by_peer(client, timeout):
+        raise AssertionError(f"the server did not close the idle connection in {timeout} s")
 
 
 # -- the scenarios ---------------------------------------------------------------------------
@@ -338,9 +324,8 @@ def test_a_body_sent_on_a_head_answer_never_reaches_the_next_request(
     with client_of(aiohttp_server) as c:
         head = fetch(c.client, "/careless-head", "HEAD")
         assert (head.status, head.body) == (200, b"")
-        conn = c.client.actor.connection
-        if conn is not None:  # not dropped yet: wait (bounded) for the stray chunks to land
-            assert select.select([conn.sock], [], [], 5.0)[0], "aiohttp sent no stray body"
+        # Not dropped yet? Wait (bounded) for the stray chunks to land.
+        assert idle_connection_readable(c.client, 5.0), "aiohttp sent no stray body"
         get = fetch(c.client, "/ping")
         assert (get.status, get.body) == (200, b"pong")
         assert c.count == 2  # the connection holding the stray chunks was dropped

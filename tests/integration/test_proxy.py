@@ -20,6 +20,7 @@ import pytest
 
 import fusco_actor
 from fusco_actor import ConnectError, ConnectInfo, ConnectTimeout, ProxyError, TLSError
+from tests.helpers import client_connection
 from tests.integration.conftest import PROXY_CREDENTIALS, PROXY_PASSWORD, PROXY_USER
 from tests.integration.realservers import (
     SHORT_TIMEOUT,
@@ -27,7 +28,6 @@ from tests.integration.realservers import (
     ProxyPyServer,
     SocketServerThread,
     UvicornServer,
-    client_connection,
     echo,
     fetch,
     free_port,

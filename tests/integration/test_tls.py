@@ -10,7 +10,6 @@ also bounds the TLS handshake.
 from __future__ import annotations
 
 import json
-import select
 import socket
 import ssl
 import time
@@ -21,13 +20,13 @@ import fusco_actor
 from fusco_actor import ConnectError, ConnectInfo, ConnectTimeout, RequestTimeout, TLSError
 from fusco_actor._options import parse_destination, parse_options
 from fusco_actor._transport import open_connection
+from tests.helpers import client_socket, client_tls, session_ticket_arrived
 from tests.integration.realservers import (
     LONG_TIMEOUT,
     SHORT_TIMEOUT,
     Certificates,
     SocketServerThread,
     UvicornServer,
-    client_connection,
     echo,
     fetch,
     recv_head,
@@ -113,11 +112,8 @@ def test_a_request_after_connect_reuses_the_tls_connection_despite_session_ticke
         tls_server.url, ssl_context=trusting_context, on_connect=infos.append
     )
     client.connect(timeout=LONG_TIMEOUT)
-    sock = client_connection(client).sock
-    assert isinstance(sock, ssl.SSLSocket)
-    assert sock.version() == "TLSv1.3"
-    readable, _, _ = select.select([sock], [], [], SHORT_TIMEOUT)
-    assert readable, "the server sent no session ticket"
+    assert client_tls(client).version() == "TLSv1.3"
+    assert session_ticket_arrived(client, SHORT_TIMEOUT), "the server sent no session ticket"
     reports = [echo(client), echo(client)]
     assert reports[0]["client"] == reports[1]["client"]
     assert len(infos) == 1
@@ -357,10 +353,8 @@ def test_tls_sockets_are_what_the_client_holds(
 ) -> None:
     client = fusco_actor.start(tls_server.url, ssl_context=trusting_context)
     fetch(client)
-    sock = client_connection(client).sock
-    assert isinstance(sock, ssl.SSLSocket)
-    assert sock.family == socket.AF_INET
-    cert = sock.getpeercert()
+    assert client_socket(client).family == socket.AF_INET
+    cert = client_tls(client).getpeercert()
     assert cert is not None
     assert ("IP Address", "127.0.0.1") in cert["subjectAltName"]
     assert json.loads(fetch(client).body)["scheme"] == "https"
