@@ -15,8 +15,12 @@ on the wire is finished (or timed out) by the actor alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
+import os
 import queue
+import select
 import sys
 import threading
 import time
@@ -60,9 +64,13 @@ _TRANSITION = threading.Lock()
 class ReplyFuture(pykka.Future[T], Generic[T]):
     """A ``pykka.Future`` resolved by a client actor.
 
-    Waiting uses one pre-acquired lock as the signal (released once on
-    resolution), which is cheaper than pykka's ``threading.Condition``: no
-    per-waiter lock and no Python-level notify.
+    A waiting thread blocks on an eventfd of its own (Linux), written once
+    on resolution with the GIL let go, so the waiter takes the GIL at once
+    instead of waking only to wait for it (about half the cost of a lock
+    hand-off between two threads on one CPU). Elsewhere one pre-acquired lock
+    is the signal (released once on resolution). Either is cheaper than
+    pykka's ``threading.Condition``. Waiters are woken after the done-callbacks
+    have run.
 
     Args:
         deadline: ``time.monotonic()`` seconds after which an unclaimed
@@ -73,6 +81,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         """Create an unresolved future."""
         super().__init__()
         self._signal: threading.Lock | None = None  # made by the first waiter, held until resolved
+        self._waker: list[_EventFd] | None = None  # the waiting threads' eventfds (_wait_fd)
         self._done = False
         self._claimed = False
         self._value: Any = None
@@ -108,11 +117,18 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             self._value, self._exc, self._done = value, exc, True
             callbacks, self._callbacks = self._callbacks, None
             signal = self._signal
-        if signal is not None:
-            signal.release()
-        if callbacks:
-            for callback in callbacks:
-                self._run_callback(callback)
+            wakers, self._waker = self._waker, None
+        try:
+            if callbacks:
+                for callback in callbacks:
+                    self._run_callback(callback)
+        finally:  # waiters last: get() returns once the done-callbacks have run
+            if signal is not None:
+                signal.release()
+            if wakers is not None:
+                for waker in wakers:  # the GIL is let go in the write: the waiter runs at once
+                    with contextlib.suppress(OSError):  # held here: never closed nor reused
+                        os.eventfd_write(waker.fd, 1)
         return True
 
     def _run_callback(self, callback: Callable[[ReplyFuture[T]], None]) -> None:
@@ -199,7 +215,11 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             if self._get_hook is not None:
                 return super().get(timeout=timeout)
             if not self._done:
-                self._wait(timeout)
+                waker = _thread_eventfd()
+                if waker is None:
+                    self._wait(timeout)
+                else:
+                    self._wait_fd(waker, timeout)
         if self._exc is not None:
             raise self._exc
         return self._value  # type: ignore[no-any-return]
@@ -237,6 +257,47 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                     raise pykka.Timeout(f"{timeout} seconds")
                 continue
             signal.release()
+
+    def _wait_fd(self, waker: _EventFd, timeout: float | None) -> None:
+        """Wait on this thread's eventfd until resolved (Linux); as :meth:`_wait` otherwise.
+
+        The resolver writes the eventfd with the GIL let go, so the waiter takes
+        the GIL straight away instead of waking only to wait for it. A count
+        left by an earlier future (one that resolved after its waiter timed
+        out) wakes the loop once more, nothing else: ``_done`` decides.
+        """
+        fd = waker.fd
+        with _TRANSITION:
+            if self._done:
+                return
+            if self._waker is None:
+                self._waker = [waker]
+            else:
+                self._waker.append(waker)
+        try:
+            if timeout is None and self.deadline is None:
+                while not self._done:
+                    _eventfd_read(fd)
+                return
+            limit = None if timeout is None else time.monotonic() + timeout
+            while not self._done:
+                now = time.monotonic()
+                wait = None if limit is None else limit - now
+                if not self._claimed and self.deadline is not None:
+                    if now >= self.deadline:
+                        self.expire_if_queued()
+                        continue
+                    until_deadline = self.deadline - now
+                    wait = until_deadline if wait is None else min(wait, until_deadline)
+                if wait is None or (wait > 0 and _readable(fd, wait)):
+                    _eventfd_read(fd)
+                elif limit is not None and time.monotonic() >= limit and not self._done:
+                    raise pykka.Timeout(f"{timeout} seconds")
+        finally:
+            if not self._done:
+                with _TRANSITION:
+                    if self._waker is not None and waker in self._waker:
+                        self._waker.remove(waker)
 
     def expire_if_queued(self) -> None:
         """Fail the request with ``RequestTimeout`` if its deadline passed while unclaimed."""
@@ -311,6 +372,46 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         if canceller is not None:
             canceller(self)
         return True
+
+
+_local = threading.local()
+
+
+class _EventFd:
+    """A thread's own eventfd for waiting on futures; closed when the thread ends."""
+
+    __slots__ = ("fd", "pid")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()  # a forked child makes its own: a shared one could steal wakes
+        try:
+            self.fd = os.eventfd(0, os.EFD_CLOEXEC)
+        except (AttributeError, OSError):  # not Linux, or out of descriptors: use a lock
+            self.fd = -1
+
+    def __del__(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+
+
+def _thread_eventfd() -> _EventFd | None:
+    """Return the calling thread's eventfd, made on first use; None where there is none."""
+    holder: _EventFd | None = getattr(_local, "eventfd", None)
+    if holder is None or holder.pid != os.getpid():
+        holder = _local.eventfd = _EventFd()
+    return holder if holder.fd >= 0 else None
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``fd`` to be readable (the GIL let go)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    # poll() takes whole milliseconds in a C int: wait a day at most, the caller loops.
+    return bool(poller.poll(max(1, math.ceil(min(timeout, 86_400.0) * 1000))))
+
+
+def _eventfd_read(fd: int) -> None:
+    os.eventfd_read(fd)
 
 
 def _set_once(waiter: asyncio.Future[None]) -> None:

@@ -98,6 +98,7 @@ class LoopClientActor(LoopActor):
         self._disconnect: DisconnectCommand | None = None
         self._aborted: str | None = None
         self._terminated = False
+        self._pump_due = False  # a command of this turn asked for a pump (see on_turn_end)
         self.crash_next = False
         self.finished = threading.Event()
 
@@ -136,8 +137,14 @@ class LoopClientActor(LoopActor):
             self._maybe_finish_disconnect()
         elif not isinstance(message, WakeCommand):
             return super().on_receive(message)
-        self._pump()
+        self._pump_due = True  # once per turn: a burst of calls goes out in one write
         return None
+
+    def on_turn_end(self) -> None:
+        """Pump once for all the commands this turn served (scheduler thread)."""
+        if self._pump_due:
+            self._pump_due = False
+            self._pump()
 
     def on_stop(self) -> None:
         """Hand over what is held; a crash unless ``disconnect`` asked (scheduler thread)."""
@@ -427,11 +434,18 @@ class LoopClientActor(LoopActor):
                 self._lose_connection(send_failed=False)
                 return
             if event is NEED_DATA:
+                if self._pump_due:  # once for every response these bytes completed
+                    self._pump_due = False
+                    self._pump()
                 return
             if isinstance(event, Informational):
                 continue
             if isinstance(event, ResponseHead):
                 self._head = event
+                body = parser.take_whole_body()  # the usual small response: no more events
+                if body is not None:
+                    self._parts.append(body)
+                    self._complete(_NO_TRAILERS)
             elif isinstance(event, BodyChunk):
                 self._parts.append(event.data)
             elif isinstance(event, EndOfResponse):
@@ -471,7 +485,7 @@ class LoopClientActor(LoopActor):
             self._lose_connection(send_failed=False)
             return
         self._maybe_finish_disconnect()
-        self._pump()
+        self._pump_due = True  # _read_events pumps once the bytes at hand are read
 
     def _lose_connection(self, send_failed: bool) -> None:
         """Close; re-send or fail each call in flight by API.md §4; go on (scheduler thread)."""

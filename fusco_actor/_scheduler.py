@@ -14,6 +14,8 @@ the loop for a turn. A turn serves at most ``TURN_LIMIT`` envelopes, then,
 under the same lock, either clears the mark (nothing queued) or asks for
 another turn. Since the mark is only set and cleared under the lock that
 guards the queue, no wake-up is lost and an actor never runs two turns at once.
+After the envelopes of a turn, ``on_turn_end`` runs once: work that each
+message would otherwise repeat (a client's write) is done there, once per burst.
 
 A turn handles each envelope as pykka's thread loop does
 (``_actor_loop_running``): the reply (or the exception) goes to
@@ -37,6 +39,7 @@ import os
 import queue
 import sys
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import pykka
@@ -87,12 +90,17 @@ class Scheduler:
         """
         self.loop, self.loop_name = _new_loop()
         self._ident = 0
+        self._pending: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+        self._signalled = False  # a wake-up is written and not yet drained
+        self._wake_fd = _new_eventfd()
         ready = threading.Event()
 
         def run() -> None:
             self._ident = threading.get_ident()
             mark_scheduler_thread(self._ident)
             asyncio.set_event_loop(self.loop)
+            if self._wake_fd >= 0:
+                self.loop.add_reader(self._wake_fd, self._drain)
             self.loop.call_soon(ready.set)
             self.loop.run_forever()
 
@@ -107,15 +115,49 @@ class Scheduler:
         return threading.get_ident() == self._ident
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
-        """Run ``callback(*args)`` on the loop soon (from any thread, in call order per thread)."""
+        """Run ``callback(*args)`` on the loop soon (from any thread, in call order per thread).
+
+        From another thread the callback joins a queue that the loop drains
+        when its eventfd is written: one write per burst (the first put after
+        a drain), made with the GIL let go, so the loop thread can run at once.
+        """
         if threading.get_ident() == self._ident:
             self.loop.call_soon(callback, *args)
-        else:
+        elif self._wake_fd < 0:
             self.loop.call_soon_threadsafe(callback, *args)
+        else:
+            self._pending.append((callback, args))
+            if not self._signalled:
+                self._signalled = True
+                os.eventfd_write(self._wake_fd, 1)
+
+    def _drain(self) -> None:
+        """Run the callbacks other threads queued (loop thread; the eventfd is readable)."""
+        # The count is read first, then the mark cleared, then the queue drained: a
+        # put that sees the mark cleared writes again (never lost in the read), and
+        # one that sees it set queued before the clear, so this drain runs it.
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._wake_fd)
+        self._signalled = False
+        pending = self._pending
+        while pending:
+            callback, args = pending.popleft()
+            try:
+                callback(*args)
+            except Exception:  # as a loop Handle does: log it, go on with the others
+                logger.exception("scheduler callback %r raised", callback)
 
     def __repr__(self) -> str:
         """Show the loop kind and thread."""
         return f"<Scheduler {self.loop_name} on {self.thread.name}>"
+
+
+def _new_eventfd() -> int:
+    """Return a non-blocking eventfd for cross-thread wake-ups; -1 where there is none."""
+    try:
+        return os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    except (AttributeError, OSError):  # not Linux: the loop's call_soon_threadsafe serves
+        return -1
 
 
 _scheduler: Scheduler | None = None
@@ -180,6 +222,8 @@ class LoopActor(pykka.Actor):
                     break
                 served += 1
                 self._serve_envelope(envelope)
+            if not self.actor_stopped.is_set():
+                self.on_turn_end()
         except Exception:
             logger.exception("turn of %s failed; stopping it", self)
             self._handle_failure(*sys.exc_info())
@@ -191,6 +235,14 @@ class LoopActor(pykka.Actor):
             inbox.kill(str(self.actor_ref))
         elif inbox.end_turn():
             get_scheduler().call_soon(self._run_turn)
+
+    def on_turn_end(self) -> None:
+        """Run once after the envelopes of a turn are served (scheduler thread); a no-op here.
+
+        An actor may defer work to it that one envelope would do once per message,
+        such as writing what the turn queued with one system call. An exception
+        raised here fails the actor as one raised by ``on_receive`` would.
+        """
 
     def _serve_envelope(self, envelope: Any) -> None:
         """Handle one envelope as pykka's ``_actor_loop_running`` does (scheduler thread)."""
