@@ -31,7 +31,7 @@ import pykka
 
 from fusco_actor._exceptions import RequestTimeout
 
-__all__ = ["ReplyFuture", "SchedulerBlockedError", "mark_scheduler_thread"]
+__all__ = ["ReplyFuture", "SchedulerBlockedError", "mark_scheduler_thread", "set_deferrer"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +64,14 @@ _TRANSITION = threading.Lock()
 class ReplyFuture(pykka.Future[T], Generic[T]):
     """A ``pykka.Future`` resolved by a client actor.
 
-    A waiting thread blocks on an eventfd of its own (Linux), written once
-    on resolution with the GIL let go, so the waiter takes the GIL at once
-    instead of waking only to wait for it (about half the cost of a lock
-    hand-off between two threads on one CPU). Elsewhere one pre-acquired lock
-    is the signal (released once on resolution). Either is cheaper than
-    pykka's ``threading.Condition``. Waiters are woken after the done-callbacks
-    have run.
+    A thread waiting on a future that a loop actor resolves (``on_loop``)
+    blocks on an eventfd of its own (Linux). The scheduler writes it once the
+    callbacks at hand are done (one wake-up for all the responses read in
+    one go), with the GIL let go, so the waiter takes the GIL at once instead
+    of waking only to wait for it. Otherwise one pre-acquired lock is the
+    signal (released once on resolution, with the GIL held: a thread actor
+    goes on with its batch). Either is cheaper than pykka's
+    ``threading.Condition``. Waiters are woken after the done-callbacks ran.
 
     Args:
         deadline: ``time.monotonic()`` seconds after which an unclaimed
@@ -88,6 +89,8 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         self._exc: BaseException | None = None
         self._callbacks: list[Callable[[ReplyFuture[T]], None]] | None = None
         self.deadline = deadline
+        #: Set when a loop actor will resolve it: a waiter then blocks on its eventfd.
+        self.on_loop = False
         #: Set by the actor that claimed the request: ``canceller(self)`` stops it in flight.
         self.canceller: Callable[[ReplyFuture[Any]], None] | None = None
 
@@ -126,9 +129,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             if signal is not None:
                 signal.release()
             if wakers is not None:
-                for waker in wakers:  # the GIL is let go in the write: the waiter runs at once
-                    with contextlib.suppress(OSError):  # held here: never closed nor reused
-                        os.eventfd_write(waker.fd, 1)
+                _wake(wakers)
         return True
 
     def _run_callback(self, callback: Callable[[ReplyFuture[T]], None]) -> None:
@@ -215,7 +216,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             if self._get_hook is not None:
                 return super().get(timeout=timeout)
             if not self._done:
-                waker = _thread_eventfd()
+                waker = _thread_eventfd() if self.on_loop else None
                 if waker is None:
                     self._wait(timeout)
                 else:
@@ -289,7 +290,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                         continue
                     until_deadline = self.deadline - now
                     wait = until_deadline if wait is None else min(wait, until_deadline)
-                if wait is None or (wait > 0 and _readable(fd, wait)):
+                if wait is None or (wait > 0 and waker.readable(wait)):
                     _eventfd_read(fd)
                 elif limit is not None and time.monotonic() >= limit and not self._done:
                     raise pykka.Timeout(f"{timeout} seconds")
@@ -375,12 +376,57 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
 
 
 _local = threading.local()
+_deferred: list[_EventFd] = []  # waiters to wake once the loop's callbacks at hand are done
+_defer: Callable[[Callable[[], None]], object] | None = None
+
+
+def set_deferrer(call_soon: Callable[[Callable[[], None]], object]) -> None:
+    """Set the scheduler loop's ``call_soon`` (``_scheduler`` calls this on its thread)."""
+    global _defer  # noqa: PLW0603 - one scheduler per process
+    _defer = call_soon
+
+
+def _wake(wakers: list[_EventFd]) -> None:
+    """Wake threads blocked in ``get()``: at once, or from the scheduler at its batch's end.
+
+    On the scheduler thread the writes wait for one ``call_soon`` callback, so
+    a waiter wakes once for all the responses the loop read in one go (the
+    write lets the GIL go, and the waiter would take it at the first one).
+    """
+    if _defer is not None and threading.get_ident() == _scheduler_ident:
+        if not _deferred:
+            _defer(_flush_deferred)
+        _deferred.extend(wakers)
+        return
+    for waker in wakers:  # the GIL is let go in the write: the waiter runs at once
+        with contextlib.suppress(OSError):  # held here: never closed nor reused
+            os.eventfd_write(waker.fd, 1)
+
+
+def _forget_scheduler() -> None:
+    """In a forked child: the parent's scheduler thread is gone (the child starts its own)."""
+    global _defer, _scheduler_ident
+    _defer, _scheduler_ident = None, 0
+    _deferred.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_scheduler)
+
+
+def _flush_deferred() -> None:
+    """Write the eventfds of the waiters the scheduler resolved (scheduler thread)."""
+    wakers = _deferred.copy()
+    _deferred.clear()
+    for waker in wakers:
+        with contextlib.suppress(OSError):
+            os.eventfd_write(waker.fd, 1)
 
 
 class _EventFd:
     """A thread's own eventfd for waiting on futures; closed when the thread ends."""
 
-    __slots__ = ("fd", "pid")
+    __slots__ = ("fd", "pid", "poller")
 
     def __init__(self) -> None:
         self.pid = os.getpid()  # a forked child makes its own: a shared one could steal wakes
@@ -388,6 +434,14 @@ class _EventFd:
             self.fd = os.eventfd(0, os.EFD_CLOEXEC)
         except (AttributeError, OSError):  # not Linux, or out of descriptors: use a lock
             self.fd = -1
+            return
+        self.poller = select.poll()  # for waits with a time limit
+        self.poller.register(self.fd, select.POLLIN)
+
+    def readable(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a wake-up to read (the GIL let go)."""
+        # poll() takes whole milliseconds in a C int: wait a day at most, the caller loops.
+        return bool(self.poller.poll(max(1, math.ceil(min(timeout, 86_400.0) * 1000))))
 
     def __del__(self) -> None:
         if self.fd >= 0:
@@ -400,14 +454,6 @@ def _thread_eventfd() -> _EventFd | None:
     if holder is None or holder.pid != os.getpid():
         holder = _local.eventfd = _EventFd()
     return holder if holder.fd >= 0 else None
-
-
-def _readable(fd: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for ``fd`` to be readable (the GIL let go)."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    # poll() takes whole milliseconds in a C int: wait a day at most, the caller loops.
-    return bool(poller.poll(max(1, math.ceil(min(timeout, 86_400.0) * 1000))))
 
 
 def _eventfd_read(fd: int) -> None:

@@ -39,13 +39,12 @@ import os
 import queue
 import sys
 import threading
-from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import pykka
 from pykka import ActorDeadError, ActorRegistry
 
-from fusco_actor._future import ReplyFuture, mark_scheduler_thread
+from fusco_actor._future import ReplyFuture, mark_scheduler_thread, set_deferrer
 from fusco_actor._inbox import Inbox
 
 if TYPE_CHECKING:
@@ -90,17 +89,13 @@ class Scheduler:
         """
         self.loop, self.loop_name = _new_loop()
         self._ident = 0
-        self._pending: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
-        self._signalled = False  # a wake-up is written and not yet drained
-        self._wake_fd = _new_eventfd()
         ready = threading.Event()
 
         def run() -> None:
             self._ident = threading.get_ident()
             mark_scheduler_thread(self._ident)
             asyncio.set_event_loop(self.loop)
-            if self._wake_fd >= 0:
-                self.loop.add_reader(self._wake_fd, self._drain)
+            set_deferrer(self.loop.call_soon)
             self.loop.call_soon(ready.set)
             self.loop.run_forever()
 
@@ -115,49 +110,15 @@ class Scheduler:
         return threading.get_ident() == self._ident
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
-        """Run ``callback(*args)`` on the loop soon (from any thread, in call order per thread).
-
-        From another thread the callback joins a queue that the loop drains
-        when its eventfd is written: one write per burst (the first put after
-        a drain), made with the GIL let go, so the loop thread can run at once.
-        """
+        """Run ``callback(*args)`` on the loop soon (from any thread, in call order per thread)."""
         if threading.get_ident() == self._ident:
             self.loop.call_soon(callback, *args)
-        elif self._wake_fd < 0:
-            self.loop.call_soon_threadsafe(callback, *args)
         else:
-            self._pending.append((callback, args))
-            if not self._signalled:
-                self._signalled = True
-                os.eventfd_write(self._wake_fd, 1)
-
-    def _drain(self) -> None:
-        """Run the callbacks other threads queued (loop thread; the eventfd is readable)."""
-        # The count is read first, then the mark cleared, then the queue drained: a
-        # put that sees the mark cleared writes again (never lost in the read), and
-        # one that sees it set queued before the clear, so this drain runs it.
-        with contextlib.suppress(BlockingIOError):
-            os.eventfd_read(self._wake_fd)
-        self._signalled = False
-        pending = self._pending
-        while pending:
-            callback, args = pending.popleft()
-            try:
-                callback(*args)
-            except Exception:  # as a loop Handle does: log it, go on with the others
-                logger.exception("scheduler callback %r raised", callback)
+            self.loop.call_soon_threadsafe(callback, *args)
 
     def __repr__(self) -> str:
         """Show the loop kind and thread."""
         return f"<Scheduler {self.loop_name} on {self.thread.name}>"
-
-
-def _new_eventfd() -> int:
-    """Return a non-blocking eventfd for cross-thread wake-ups; -1 where there is none."""
-    try:
-        return os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-    except (AttributeError, OSError):  # not Linux: the loop's call_soon_threadsafe serves
-        return -1
 
 
 _scheduler: Scheduler | None = None
@@ -200,7 +161,9 @@ class LoopActor(pykka.Actor):
 
     @staticmethod
     def _create_future() -> ReplyFuture[Any]:
-        return ReplyFuture()
+        future: ReplyFuture[Any] = ReplyFuture()
+        future.on_loop = True
+        return future
 
     def _start_actor_loop(self) -> None:
         self._started = False
