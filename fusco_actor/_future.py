@@ -15,8 +15,12 @@ on the wire is finished (or timed out) by the actor alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
+import os
 import queue
+import select
 import sys
 import threading
 import time
@@ -27,7 +31,13 @@ import pykka
 
 from fusco_actor._exceptions import RequestTimeout
 
-__all__ = ["ReplyFuture", "SchedulerBlockedError", "mark_scheduler_thread", "on_scheduler_thread"]
+__all__ = [
+    "ReplyFuture",
+    "SchedulerBlockedError",
+    "mark_scheduler_thread",
+    "on_scheduler_thread",
+    "set_deferrer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +75,14 @@ _TRANSITION = threading.Lock()
 class ReplyFuture(pykka.Future[T], Generic[T]):
     """A ``pykka.Future`` resolved by a client actor.
 
-    Waiting uses one pre-acquired lock as the signal (released once on
-    resolution), which is cheaper than pykka's ``threading.Condition``: no
-    per-waiter lock and no Python-level notify.
+    A thread waiting on a future that a loop actor resolves (``on_loop``)
+    blocks on an eventfd of its own (Linux). The scheduler writes it once the
+    callbacks at hand are done (one wake-up for all the responses read in
+    one go), with the GIL let go, so the waiter takes the GIL at once instead
+    of waking only to wait for it. Otherwise one pre-acquired lock is the
+    signal (released once on resolution, with the GIL held: a thread actor
+    goes on with its batch). Either is cheaper than pykka's
+    ``threading.Condition``. Waiters are woken after the done-callbacks ran.
 
     Args:
         deadline: ``time.monotonic()`` seconds after which an unclaimed
@@ -78,12 +93,15 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         """Create an unresolved future."""
         super().__init__()
         self._signal: threading.Lock | None = None  # made by the first waiter, held until resolved
+        self._waker: list[_EventFd] | None = None  # the waiting threads' eventfds (_wait_fd)
         self._done = False
         self._claimed = False
         self._value: Any = None
         self._exc: BaseException | None = None
         self._callbacks: list[Callable[[ReplyFuture[T]], None]] | None = None
         self.deadline = deadline
+        #: Set when a loop actor will resolve it: a waiter then blocks on its eventfd.
+        self.on_loop = False
         #: Set by the actor that claimed the request: ``canceller(self)`` stops it in flight.
         self.canceller: Callable[[ReplyFuture[Any]], None] | None = None
 
@@ -113,11 +131,16 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             self._value, self._exc, self._done = value, exc, True
             callbacks, self._callbacks = self._callbacks, None
             signal = self._signal
-        if signal is not None:
-            signal.release()
-        if callbacks:
-            for callback in callbacks:
-                self._run_callback(callback)
+            wakers, self._waker = self._waker, None
+        try:
+            if callbacks:
+                for callback in callbacks:
+                    self._run_callback(callback)
+        finally:  # waiters last: get() returns once the done-callbacks have run
+            if signal is not None:
+                signal.release()
+            if wakers is not None:
+                _wake(wakers)
         return True
 
     def _run_callback(self, callback: Callable[[ReplyFuture[T]], None]) -> None:
@@ -204,7 +227,11 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             if self._get_hook is not None:
                 return super().get(timeout=timeout)
             if not self._done:
-                self._wait(timeout)
+                waker = _thread_eventfd() if self.on_loop else None
+                if waker is None:
+                    self._wait(timeout)
+                else:
+                    self._wait_fd(waker, timeout)
         if self._exc is not None:
             raise self._exc
         return self._value  # type: ignore[no-any-return]
@@ -242,6 +269,47 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                     raise pykka.Timeout(f"{timeout} seconds")
                 continue
             signal.release()
+
+    def _wait_fd(self, waker: _EventFd, timeout: float | None) -> None:
+        """Wait on this thread's eventfd until resolved (Linux); as :meth:`_wait` otherwise.
+
+        The resolver writes the eventfd with the GIL let go, so the waiter takes
+        the GIL straight away instead of waking only to wait for it. A count
+        left by an earlier future (one that resolved after its waiter timed
+        out) wakes the loop once more, nothing else: ``_done`` decides.
+        """
+        fd = waker.fd
+        with _TRANSITION:
+            if self._done:
+                return
+            if self._waker is None:
+                self._waker = [waker]
+            else:
+                self._waker.append(waker)
+        try:
+            if timeout is None and self.deadline is None:
+                while not self._done:
+                    _eventfd_read(fd)
+                return
+            limit = None if timeout is None else time.monotonic() + timeout
+            while not self._done:
+                now = time.monotonic()
+                wait = None if limit is None else limit - now
+                if not self._claimed and self.deadline is not None:
+                    if now >= self.deadline:
+                        self.expire_if_queued()
+                        continue
+                    until_deadline = self.deadline - now
+                    wait = until_deadline if wait is None else min(wait, until_deadline)
+                if wait is None or (wait > 0 and waker.readable(wait)):
+                    _eventfd_read(fd)
+                elif limit is not None and time.monotonic() >= limit and not self._done:
+                    raise pykka.Timeout(f"{timeout} seconds")
+        finally:
+            if not self._done:
+                with _TRANSITION:
+                    if self._waker is not None and waker in self._waker:
+                        self._waker.remove(waker)
 
     def expire_if_queued(self) -> None:
         """Fail the request with ``RequestTimeout`` if its deadline passed while unclaimed."""
@@ -316,6 +384,91 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         if canceller is not None:
             canceller(self)
         return True
+
+
+_local = threading.local()
+_deferred: list[_EventFd] = []  # waiters to wake once the loop's callbacks at hand are done
+_defer: Callable[[Callable[[], None]], object] | None = None
+
+
+def set_deferrer(call_soon: Callable[[Callable[[], None]], object]) -> None:
+    """Set the scheduler loop's ``call_soon`` (``_scheduler`` calls this on its thread)."""
+    global _defer  # noqa: PLW0603 - one scheduler per process
+    _defer = call_soon
+
+
+def _wake(wakers: list[_EventFd]) -> None:
+    """Wake threads blocked in ``get()``: at once, or from the scheduler at its batch's end.
+
+    On the scheduler thread the writes wait for one ``call_soon`` callback, so
+    a waiter wakes once for all the responses the loop read in one go (the
+    write lets the GIL go, and the waiter would take it at the first one).
+    """
+    if _defer is not None and threading.get_ident() == _scheduler_ident:
+        if not _deferred:
+            _defer(_flush_deferred)
+        _deferred.extend(wakers)
+        return
+    for waker in wakers:  # the GIL is let go in the write: the waiter runs at once
+        with contextlib.suppress(OSError):  # held here: never closed nor reused
+            os.eventfd_write(waker.fd, 1)
+
+
+def _forget_scheduler() -> None:
+    """In a forked child: the parent's scheduler thread is gone (the child starts its own)."""
+    global _defer, _scheduler_ident
+    _defer, _scheduler_ident = None, 0
+    _deferred.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_scheduler)
+
+
+def _flush_deferred() -> None:
+    """Write the eventfds of the waiters the scheduler resolved (scheduler thread)."""
+    wakers = _deferred.copy()
+    _deferred.clear()
+    for waker in wakers:
+        with contextlib.suppress(OSError):
+            os.eventfd_write(waker.fd, 1)
+
+
+class _EventFd:
+    """A thread's own eventfd for waiting on futures; closed when the thread ends."""
+
+    __slots__ = ("fd", "pid", "poller")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()  # a forked child makes its own: a shared one could steal wakes
+        try:
+            self.fd = os.eventfd(0, os.EFD_CLOEXEC)
+        except (AttributeError, OSError):  # not Linux, or out of descriptors: use a lock
+            self.fd = -1
+            return
+        self.poller = select.poll()  # for waits with a time limit
+        self.poller.register(self.fd, select.POLLIN)
+
+    def readable(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a wake-up to read (the GIL let go)."""
+        # poll() takes whole milliseconds in a C int: wait a day at most, the caller loops.
+        return bool(self.poller.poll(max(1, math.ceil(min(timeout, 86_400.0) * 1000))))
+
+    def __del__(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+
+
+def _thread_eventfd() -> _EventFd | None:
+    """Return the calling thread's eventfd, made on first use; None where there is none."""
+    holder: _EventFd | None = getattr(_local, "eventfd", None)
+    if holder is None or holder.pid != os.getpid():
+        holder = _local.eventfd = _EventFd()
+    return holder if holder.fd >= 0 else None
+
+
+def _eventfd_read(fd: int) -> None:
+    os.eventfd_read(fd)
 
 
 def _set_once(waiter: asyncio.Future[None]) -> None:

@@ -199,6 +199,8 @@ class Inbox:
     def put_command(self, command: Command) -> None:
         """Queue a command, or hand it to ``on_rejected`` when the inbox is closed."""
         wake = None
+        if self._wake is not None:
+            command.future.on_loop = True  # resolved on the scheduler: see ReplyFuture
         with self._lock:
             accepted = not self._closed
             if accepted:

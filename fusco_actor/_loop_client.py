@@ -125,6 +125,7 @@ class LoopClientActor(LoopActor):
         self._disconnect: DisconnectCommand | None = None
         self._aborted: str | None = None
         self._terminated = False
+        self._pump_due = False  # a command of this turn asked for a pump (see on_turn_end)
         self.crash_next = False
         self.finished = threading.Event()
 
@@ -172,8 +173,14 @@ class LoopClientActor(LoopActor):
             self._maybe_finish_disconnect()
         elif not isinstance(message, WakeCommand):
             return super().on_receive(message)
-        self._pump()
+        self._pump_due = True  # once per turn: a burst of calls goes out in one write
         return None
+
+    def on_turn_end(self) -> None:
+        """Pump once for all the commands this turn served (scheduler thread)."""
+        if self._pump_due:
+            self._pump_due = False
+            self._pump()
 
     def on_stop(self) -> None:
         """Hand over what is held; a crash unless ``disconnect`` asked (scheduler thread)."""
@@ -562,6 +569,9 @@ class LoopClientActor(LoopActor):
                 self._lose_connection(send_failed=False)
                 return
             if event is NEED_DATA:
+                if self._pump_due:  # once for every response these bytes completed
+                    self._pump_due = False
+                    self._pump()
                 return
             if self._upload is not None and isinstance(event, (Informational, ResponseHead)):
                 self._upload.heard(event)  # Expect: 100-continue
@@ -569,9 +579,13 @@ class LoopClientActor(LoopActor):
                 continue
             if isinstance(event, ResponseHead):
                 if self._in_flight and isinstance(self._in_flight[0], StreamCall):
-                    start_stream(self, event)
-                else:
-                    self._head = event
+                    start_stream(self, event)  # its body is streamed, never taken whole
+                    continue
+                self._head = event
+                body = parser.take_whole_body()  # the usual small response: no more events
+                if body is not None:
+                    self._parts.append(body)
+                    self._complete(_NO_TRAILERS)
             elif isinstance(event, BodyChunk):
                 if self._stream is not None:
                     check_crash(self)  # one check per body piece, as the threaded actor does
@@ -620,7 +634,7 @@ class LoopClientActor(LoopActor):
             self._lose_connection(send_failed=False)
             return
         self._maybe_finish_disconnect()
-        self._pump()
+        self._pump_due = True  # _read_events pumps once the bytes at hand are read
 
     def _lose_connection(self, send_failed: bool) -> None:
         """Close; re-send or fail each call in flight by API.md §4; go on (scheduler thread)."""

@@ -14,6 +14,8 @@ the loop for a turn. A turn serves at most ``TURN_LIMIT`` envelopes, then,
 under the same lock, either clears the mark (nothing queued) or asks for
 another turn. Since the mark is only set and cleared under the lock that
 guards the queue, no wake-up is lost and an actor never runs two turns at once.
+After the envelopes of a turn, ``on_turn_end`` runs once: work that each
+message would otherwise repeat (a client's write) is done there, once per burst.
 
 A turn handles each envelope as pykka's thread loop does
 (``_actor_loop_running``): the reply (or the exception) goes to
@@ -42,7 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 import pykka
 from pykka import ActorDeadError, ActorRegistry
 
-from fusco_actor._future import ReplyFuture, mark_scheduler_thread
+from fusco_actor._future import ReplyFuture, mark_scheduler_thread, set_deferrer
 from fusco_actor._inbox import Inbox
 from fusco_actor._limits import raise_open_file_limit
 
@@ -97,6 +99,7 @@ class Scheduler:
             self._ident = threading.get_ident()
             mark_scheduler_thread(self._ident)
             asyncio.set_event_loop(self.loop)
+            set_deferrer(self.loop.call_soon)
             self.loop.call_soon(ready.set)
             self.loop.run_forever()
 
@@ -162,7 +165,9 @@ class LoopActor(pykka.Actor):
 
     @staticmethod
     def _create_future() -> ReplyFuture[Any]:
-        return ReplyFuture()
+        future: ReplyFuture[Any] = ReplyFuture()
+        future.on_loop = True
+        return future
 
     def _start_actor_loop(self) -> None:
         self._started = False
@@ -184,6 +189,8 @@ class LoopActor(pykka.Actor):
                     break
                 served += 1
                 self._serve_envelope(envelope)
+            if not self.actor_stopped.is_set():
+                self.on_turn_end()
         except Exception:
             logger.exception("turn of %s failed; stopping it", self)
             self._handle_failure(*sys.exc_info())
@@ -195,6 +202,14 @@ class LoopActor(pykka.Actor):
             inbox.kill(str(self.actor_ref))
         elif inbox.end_turn():
             get_scheduler().call_soon(self._run_turn)
+
+    def on_turn_end(self) -> None:
+        """Run once after the envelopes of a turn are served (scheduler thread); a no-op here.
+
+        An actor may defer work to it that one envelope would do once per message,
+        such as writing what the turn queued with one system call. An exception
+        raised here fails the actor as one raised by ``on_receive`` would.
+        """
 
     def _serve_envelope(self, envelope: Any) -> None:
         """Handle one envelope as pykka's ``_actor_loop_running`` does (scheduler thread)."""
