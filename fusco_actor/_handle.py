@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 __all__ = ["ABORT_GRACE", "AsyncRequests", "Client", "fail_stopped", "with_abort_grace"]
 
 RUNNING, RESTARTING, STOPPED = "running", "restarting", "stopped"
-#: Set to "loop" to run clients on the scheduler (the engine of issue 10, in progress).
+#: Set to "thread" to run each client on a thread of its own (the engine before 0.3,
+#: kept for one release); unset or "loop", clients run on the scheduler.
 ENGINE_ENV: Final = "FUSCO_ACTOR_ENGINE"
+THREAD_ENGINE_NAMES: Final = ("thread", "threaded")
 ABORT_GRACE: Final = 0.1  # seconds an aborted actor is given to end, beyond a stop's timeout
 
 
@@ -376,5 +378,5 @@ class Client(AsyncRequests):
 
 
 def _actor_class() -> type[ClientActor] | type[LoopClientActor]:
-    """Return the client actor type: the loop engine with ``FUSCO_ACTOR_ENGINE=loop`` (issue 10)."""
-    return LoopClientActor if os.environ.get(ENGINE_ENV) == "loop" else ClientActor
+    """Return the client actor type: on the scheduler, unless ``FUSCO_ACTOR_ENGINE=thread``."""
+    return ClientActor if os.environ.get(ENGINE_ENV) in THREAD_ENGINE_NAMES else LoopClientActor

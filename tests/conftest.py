@@ -15,7 +15,7 @@ from typing import Final
 import pykka
 import pytest
 
-from fusco_actor._handle import ENGINE_ENV
+from fusco_actor._handle import ENGINE_ENV, THREAD_ENGINE_NAMES
 from fusco_actor._server import EmbeddedServer
 
 SHORT_TIMEOUT = 2.0  # seconds: an event that should happen at once
@@ -37,7 +37,7 @@ def embedded_server() -> Iterator[EmbeddedServer]:
 
 ENGINES: Final = ("threaded", "loop")
 #: Where no client actor runs (or the engine is fixed): never run once per engine.
-_ENGINE_FREE: Final = ("unit", "property", "cli", "test_scheduler.py", "test_loop_engine.py")
+_ENGINE_FREE: Final = ("unit", "property", "cli", "test_scheduler.py", "test_thread_engine.py")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,9 +80,6 @@ def client_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     """Return the client engine of this test, setting it first when ``--engines`` chose it."""
     engine: str | None = getattr(request, "param", None)
     if engine is None:
-        return "loop" if os.environ.get(ENGINE_ENV) == "loop" else "threaded"
-    if engine == "loop":
-        monkeypatch.setenv(ENGINE_ENV, "loop")
-    else:
-        monkeypatch.delenv(ENGINE_ENV, raising=False)
+        return "threaded" if os.environ.get(ENGINE_ENV) in THREAD_ENGINE_NAMES else "loop"
+    monkeypatch.setenv(ENGINE_ENV, "thread" if engine == "threaded" else "loop")
     return engine

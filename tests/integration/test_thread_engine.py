@@ -1,0 +1,210 @@
+"""The threaded client engine (``FUSCO_ACTOR_ENGINE=thread``, kept for one release) still works.
+
+The scheduler's client actor is the default and runs the whole suite; the
+tests listed here run again on the threaded engine, so that the escape hatch
+keeps its promise until it is removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fusco_actor._handle import ENGINE_ENV
+from tests.actors import test_pool as _pool
+from tests.faults import test_desync as _desync
+from tests.faults import test_stop_and_callbacks as _stops
+from tests.faults import test_supervisor as _supervisor
+from tests.integration import test_async as _async
+from tests.integration import test_blocking as _blocking
+from tests.integration import test_client as _client
+from tests.integration import test_connect_options as _connect_options
+from tests.integration import test_hardening as _hardening
+from tests.integration import test_pipelining as _pipelining
+from tests.integration import test_streaming as _streaming
+from tests.integration import test_tls as _tls
+from tests.integration import test_uvicorn as _uvicorn
+
+
+@pytest.fixture(autouse=True)
+def _thread_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv(ENGINE_ENV, "thread")
+    yield
+
+
+test_thread_stray_bytes = _desync.test_bytes_after_a_complete_response_close_the_connection
+test_thread_idle_push = (
+    _desync.test_a_response_pushed_onto_an_idle_connection_is_never_taken_as_the_next_answer
+)
+test_thread_pipe_stray = (
+    _desync.test_with_pipelining_bytes_beyond_the_expected_responses_close_the_connection
+)
+test_thread_cancel_on_wire = (
+    _async.test_a_cancelled_arequest_on_the_wire_closes_its_connection_and_frees_the_client
+)
+test_thread_cancel_queued = _async.test_a_cancelled_arequest_still_queued_is_never_sent
+test_thread_queued_deadline = (
+    _async.test_arequest_queued_behind_a_slow_one_times_out_at_its_own_deadline
+)
+test_thread_cancel_pipelined = (
+    _async.test_cancelling_one_pipelined_arequest_resends_or_fails_no_other
+)
+test_thread_many_arequests = _async.test_many_concurrent_arequests_on_one_client
+test_thread_pool_arequest = _async.test_pool_arequest
+test_thread_close = (
+    _client.test_a_response_that_ends_keep_alive_makes_the_client_close_and_reconnect
+)
+test_thread_until_close = _client.test_body_without_content_length_is_read_until_the_server_closes
+test_thread_trailers = _client.test_chunked_body_with_trailers_exposes_the_trailers
+test_thread_connect_timeout = _client.test_connect_timeout_raises_connect_timeout
+test_thread_cookies = _client.test_cookies_are_stored_and_sent_only_on_matching_paths
+test_thread_disconnect = (
+    _client.test_disconnect_serves_queued_requests_then_later_requests_fail_with_client_stopped
+)
+test_thread_stale_get = (
+    _client.test_get_on_a_stale_keep_alive_connection_is_retried_on_a_new_connection
+)
+test_thread_1xx = _client.test_informational_100_before_the_final_response_is_skipped
+test_thread_threads = _client.test_many_threads_share_one_client_on_one_connection
+test_thread_on_connect = _client.test_on_connect_is_called_with_the_address_after_a_connect
+test_thread_post_fresh = (
+    _client.test_post_on_a_fresh_connection_closed_without_a_response_raises_connection_closed
+)
+test_thread_post_reused = (
+    _client.test_post_on_a_reused_keep_alive_connection_closed_without_a_response_is_retried
+)
+test_thread_refused = _client.test_refused_port_raises_connect_error
+test_thread_timeout = _client.test_request_timeout_fails_the_request_and_the_next_request_reconnects
+test_thread_response_fields = _client.test_response_fields_describe_the_exchange
+test_thread_send_retry_0 = _client.test_send_retry_zero_raises_connection_closed_without_retrying
+test_thread_keep_alive = _client.test_sequential_requests_reuse_one_keep_alive_connection
+test_thread_truncated = _client.test_truncated_content_length_body_raises_protocol_error
+test_thread_max_body = (
+    _hardening.test_a_body_over_max_body_size_is_a_protocol_error_and_the_connection_closes
+)
+test_thread_huge_length = _hardening.test_a_huge_declared_content_length_is_read_as_bytes_arrive
+test_thread_spent_deadline = (
+    _hardening.test_a_spent_deadline_before_connect_is_a_timeout_not_a_connect_error
+)
+test_thread_pipe_close = (
+    _pipelining.test_connection_close_mid_pipe_resends_the_rest_even_with_send_retry_0
+)
+test_thread_pipe_resend = (
+    _pipelining.test_mid_pipe_close_resends_the_unanswered_gets_on_a_new_connection
+)
+test_thread_pipe_mixed = _pipelining.test_mixed_get_and_post_all_correct_and_post_sent_once_alone
+test_thread_pipe_bound = _pipelining.test_never_more_than_pipeline_requests_outstanding
+test_thread_pipe_16 = _pipelining.test_pipeline_16_against_the_embedded_server
+test_thread_pipe_post_alone = _pipelining.test_post_waits_for_an_empty_pipe_and_goes_alone
+test_thread_pipe_timeout = (
+    _pipelining.test_request_timeout_inside_the_pipe_closes_and_resends_the_rest
+)
+test_thread_pipe_order = _pipelining.test_requests_are_written_ahead_and_answers_matched_in_order
+test_thread_upload_raises = (
+    _client.test_body_generator_that_raises_fails_the_request_and_closes_the_connection
+)
+test_thread_expect_100 = _client.test_expect_100_continue_sends_the_body_only_after_the_100
+test_thread_expect_final = (
+    _client.test_expect_100_continue_with_a_final_status_instead_never_sends_the_body
+)
+test_thread_upload_longer = (
+    _hardening.test_a_longer_stream_than_its_content_length_never_reaches_the_wire
+)
+test_thread_upload_shorter = _hardening.test_a_shorter_stream_than_its_content_length_fails_at_once
+test_thread_upload_exact = _hardening.test_a_stream_of_exactly_its_content_length_is_sent
+test_thread_upload_file = _streaming.test_file_object_upload_is_sent_with_content_length
+test_thread_upload_chunked = _streaming.test_generator_upload_is_chunk_framed_on_the_wire
+test_thread_upload_file_stream = _streaming.test_file_object_upload
+test_thread_upload_echo_stream = _streaming.test_generator_upload_to_echo
+test_thread_upload_uvicorn = _uvicorn.test_chunked_upload_from_a_generator_is_echoed_by_uvicorn
+test_thread_stream_pieces = _streaming.test_iter_bytes_yields_bounded_pieces
+test_thread_stream_read = _streaming.test_read_returns_the_whole_body
+test_thread_stream_trailers = _streaming.test_chunked_body_exposes_trailers
+test_thread_stream_keep = _streaming.test_reading_to_the_end_keeps_the_connection_alive
+test_thread_stream_keep_wire = (
+    _streaming.test_reading_to_the_end_keeps_the_connection_alive_on_the_wire
+)
+test_thread_stream_close = _streaming.test_closing_early_closes_the_connection
+test_thread_stream_behind = _streaming.test_requests_queued_behind_a_stream_wait_for_it
+test_thread_stream_behind_quiet = (
+    _streaming.test_request_queued_behind_a_stream_is_not_sent_while_it_is_open
+)
+test_thread_stream_behind_closed = (
+    _streaming.test_request_queued_behind_a_stream_closed_early_goes_on_a_new_connection
+)
+test_thread_stream_truncated = _streaming.test_truncated_streamed_body_is_a_protocol_error
+test_thread_stream_timeout = _streaming.test_stream_timeout_while_the_consumer_is_slow
+test_thread_stream_stray = (
+    _desync.test_a_streamed_response_followed_by_stray_bytes_closes_the_connection
+)
+test_thread_stream_slow_reader = (
+    _hardening.test_a_streamed_body_is_read_only_as_fast_as_the_caller_consumes_it
+)
+test_thread_stream_max_body = _hardening.test_a_streamed_body_over_max_body_size_fails_the_stream
+test_thread_stream_blocking_behind = (
+    _stops.test_a_blocking_request_never_uses_the_connection_of_a_body_still_streaming
+)
+test_thread_stream_abort = _stops.test_an_abort_during_a_stream_ends_the_actor
+
+# Crashes, supervision and stops (fixtures of the modules they come from first).
+supervisor = _supervisor.supervisor
+pools = _pool.pools
+test_thread_crash_queued = (
+    _supervisor.test_a_crash_with_50_queued_requests_resends_them_all_on_the_restarted_client
+)
+test_thread_intensity = _supervisor.test_crashes_beyond_the_intensity_stop_the_child_and_fail_its_requests_with_client_stopped
+test_thread_max_restarts_0 = _supervisor.test_max_restarts_zero_gives_up_at_the_first_crash
+test_thread_stopped_restart = _supervisor.test_an_incarnation_stopped_before_its_restart_completes_fails_requests_instead_of_hanging
+test_thread_crash_post = (
+    _supervisor.test_a_post_on_the_wire_at_a_crash_is_not_sent_again_and_fails_connection_closed
+)
+test_thread_crash_get = _supervisor.test_a_get_on_the_wire_at_a_crash_is_sent_again_and_succeeds
+test_thread_crash_spent = (
+    _supervisor.test_a_get_whose_send_retry_is_spent_fails_connection_closed_at_a_crash
+)
+test_thread_crash_threads = (
+    _supervisor.test_requests_from_many_threads_all_resolve_while_crashes_are_injected_repeatedly
+)
+test_thread_pool_dropped = _pool.test_a_client_that_stops_for_good_is_dropped_and_replaced_on_demand
+test_thread_pool_restarted = _pool.test_a_crashed_pool_client_is_restarted_behind_the_same_handle
+test_thread_pool_waiter = _pool.test_a_waiter_gets_a_new_client_when_the_busy_one_stops_for_good
+test_thread_pool_free_given_up = (
+    _pool.test_freeing_a_client_while_the_supervisor_gives_it_up_is_quietly_ignored
+)
+test_thread_pool_no_thread = _pool.test_a_stopped_pool_leaves_no_thread_or_socket_behind
+test_thread_abort_restarting = (
+    _stops.test_a_disconnect_that_aborts_a_restarting_child_leaves_no_incarnation_running
+)
+test_thread_resend_deadline = _stops.test_a_resend_whose_deadline_passed_fails_without_reconnecting
+test_thread_pool_stop_hung = _stops.test_pool_stop_with_hung_requests_returns_within_its_timeout
+test_thread_sup_stop_hung = (
+    _stops.test_supervisor_stop_with_hung_requests_stops_children_in_parallel
+)
+test_thread_blocking_crash = (
+    _blocking.test_blocking_request_after_a_crash_is_served_by_the_restarted_incarnation
+)
+test_thread_late_cancel = _async.test_a_late_cancel_never_cuts_the_next_request
+
+# Tests that look into the connection (through tests.helpers, for either engine).
+test_thread_nodelay_default = _connect_options.test_tcp_nodelay_is_on_by_default
+test_thread_nodelay_false = _connect_options.test_tcp_nodelay_false_leaves_nagle_on
+test_thread_sockopts = _connect_options.test_sockopts_are_set_on_the_connection
+test_thread_proxy_sockopts = (
+    _connect_options.test_sockopts_and_nodelay_apply_to_the_proxy_connection
+)
+test_thread_family = _connect_options.test_family_selects_the_address_family
+test_thread_tls_tickets = (
+    _tls.test_a_request_after_connect_reuses_the_tls_connection_despite_session_tickets
+)
+test_thread_tls13_alert = _tls.test_a_tls13_certificate_required_alert_is_a_tls_error
+test_thread_tls_socket = _tls.test_tls_sockets_are_what_the_client_holds
+test_thread_fd_above_1023 = (
+    _hardening.test_keep_alive_is_reused_when_the_socket_descriptor_is_above_1023
+)
+test_thread_blocking_order = (
+    _blocking.test_blocking_request_never_overtakes_a_call_taken_but_not_yet_served
+)
+test_thread_callback_blocks = (
+    _stops.test_a_done_callback_may_make_a_blocking_request_on_the_same_client
+)
