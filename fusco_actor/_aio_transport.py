@@ -60,6 +60,7 @@ from fusco_actor._exceptions import (
     FuscoError,
     RequestTimeout,
 )
+from fusco_actor._timers import DeadlineTimer
 
 if TYPE_CHECKING:
     from fusco_actor._options import ClientOptions, Destination
@@ -380,7 +381,9 @@ async def open_loop_connection(
     loop = asyncio.get_running_loop()
     protocol = _LoopProtocol(loop)
     inner = loop.create_task(steps.run(loop, protocol))
-    timer = None if delay is None else loop.call_later(delay, inner.cancel)
+    timer = None
+    if delay is not None and connect_deadline is not None:
+        timer = DeadlineTimer(loop, connect_deadline, inner.cancel)
     try:
         await asyncio.wait((inner,))
     except asyncio.CancelledError:

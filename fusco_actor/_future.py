@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 import pykka
 
 from fusco_actor._exceptions import RequestTimeout
+from fusco_actor._timers import DeadlineTimer
 
 __all__ = [
     "ReplyFuture",
@@ -354,8 +355,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         self.add_done_callback(wake)
         handle = None
         if self.deadline is not None and not self._done:
-            delay = max(0.0, self.deadline - time.monotonic())
-            handle = loop.call_later(delay, self.expire_if_queued)
+            handle = DeadlineTimer(loop, self.deadline, self.expire_if_queued)
         try:
             await waiter
         except asyncio.CancelledError:

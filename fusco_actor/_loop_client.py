@@ -79,6 +79,7 @@ from fusco_actor._loop_upload import Upload, needs_upload
 from fusco_actor._parser import ResponseParser
 from fusco_actor._response import Response
 from fusco_actor._scheduler import LoopActor, get_scheduler
+from fusco_actor._timers import DeadlineTimer
 from fusco_actor._wire import Origin
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class LoopClientActor(LoopActor):
         self._connecting: asyncio.Task[LoopConnection] | None = None
         self._to_send: deque[Call] = deque()
         self._in_flight: deque[Call] = deque()
-        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._timers: dict[int, DeadlineTimer] = {}
         self._upload: Upload | None = None  # the body going out piece by piece, if any
         self._head: ResponseHead | None = None
         self._stream: LoopStream | None = None  # a streamed body holding the connection
@@ -328,15 +329,13 @@ class LoopClientActor(LoopActor):
         if call.deadline is None:
             return
         loop = get_scheduler().loop
-        delay = max(0.0, call.deadline - time.monotonic())
-        self._timers[id(call)] = loop.call_later(delay, self._timed_out, call)
+        self._timers[id(call)] = DeadlineTimer(loop, call.deadline, self._timed_out, call)
 
     def _arm_connect_timer(self, command: ConnectCommand) -> None:
         deadline = command.future.deadline
         if deadline is None:
             return
-        delay = max(0.0, deadline - time.monotonic())
-        get_scheduler().loop.call_later(delay, self._connect_timed_out, command)
+        DeadlineTimer(get_scheduler().loop, deadline, self._connect_timed_out, command)
 
     @crash_guarded
     def _connect_timed_out(self, command: ConnectCommand) -> None:

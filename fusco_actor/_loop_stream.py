@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
@@ -49,6 +48,7 @@ from fusco_actor._exceptions import ClientStopped, FuscoError, ProtocolError, Re
 from fusco_actor._future import SchedulerBlockedError
 from fusco_actor._scheduler import get_scheduler
 from fusco_actor._streaming import CLOSE, StreamChannel, StreamingResponse
+from fusco_actor._timers import DeadlineTimer
 
 if TYPE_CHECKING:
     from fusco_actor._aio_transport import LoopConnection
@@ -120,10 +120,9 @@ class LoopStream:
         self._pieces: deque[bytes] = deque()  # received, not yet asked for
         self._trailers: Headers | None = None  # set once the body ended on the wire
         self._asked = False  # the consumer waits for a piece
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: DeadlineTimer | None = None
         if deadline is not None:
-            delay = max(0.0, deadline - time.monotonic())
-            self._timer = loop.call_later(delay, self._deadline_passed)
+            self._timer = DeadlineTimer(loop, deadline, self._deadline_passed)
 
     @property
     def is_done(self) -> bool:

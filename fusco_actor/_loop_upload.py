@@ -38,7 +38,8 @@ is then closed on a reader thread (a caller's ``finally`` never runs on the
 loop). A pull that never returns holds its reader thread: the request still
 ends at its deadline, but that thread stays blocked in the caller's code, and
 once ``READER_THREADS`` are held so, further pulls wait for one of them. The
-reader threads are daemons, started on demand and kept: idle clients cost none.
+reader threads are daemons, started on demand; each ends after ``READER_IDLE``
+seconds without work, so idle clients cost none.
 
 Failures: the stream raising (or breaking its ``Content-Length``) fails the
 request with that exception and closes the connection, so the server never
@@ -81,6 +82,7 @@ __all__ = ["Upload", "UploadOwner", "needs_upload"]
 logger = logging.getLogger(__name__)
 
 READER_THREADS: Final = 8  # at most this many reader threads, started as pulls need them
+READER_IDLE: Final = 1.0  # seconds a reader thread waits for work before it ends
 _WAITING, _SENDING, _SKIPPED, _ENDED = "waiting", "sending", "skipped", "ended"
 _PIECE, _END, _FAILED = 0, 1, 2
 
@@ -326,19 +328,27 @@ class _Readers:
 
     def submit(self, job: Callable[[], None]) -> None:
         """Run ``job`` on a reader thread (any thread); jobs wait when every reader is busy."""
-        with self._lock:
+        with self._lock:  # the put under the lock: a reader leaving sees the job
             start = self._idle == 0 and self._threads < self._limit
             if start:
                 self._threads += 1
             else:
                 self._idle -= 1 if self._idle else 0
-        self._jobs.put(job)
+            self._jobs.put(job)
         if start:
             threading.Thread(target=self._run, name="fusco-upload-reader", daemon=True).start()
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
+            try:
+                job = self._jobs.get(timeout=READER_IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():  # idle long enough: leave no thread behind
+                        self._idle -= 1 if self._idle else 0
+                        self._threads -= 1
+                        return
+                continue
             try:
                 job()
             except BaseException:  # a reader thread never dies of a job

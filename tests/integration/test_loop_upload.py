@@ -345,3 +345,26 @@ def test_an_answer_before_the_body_ends_closes_the_connection(how: str) -> None:
         server.wait_done()
     assert server.connections[0].closed_by_peer.is_set()
     assert len(server.connections) == 2
+
+
+def test_reader_threads_end_once_uploads_are_done() -> None:
+    def readers() -> int:
+        return sum(t.name == "fusco-upload-reader" for t in threading.enumerate())
+
+    def handler(listener: Any, server: SocketServerThread) -> None:
+        conn = server.accept()
+        read_request(conn)
+        conn.sendall(ok())
+        conn.wait_closed_by_peer()
+
+    with SocketServerThread(handler) as server:
+        with fusco_actor.start(server.url) as client:
+            body = Source(4 * PIECE).pieces()
+            response = fusco_actor.request(client, "/up", "POST", [], body, LONG_TIMEOUT)
+            assert response.body == b"ok"
+            assert readers() >= 1  # the pull ran on a reader thread
+        server.wait_done()
+    for thread in threading.enumerate():
+        if thread.name == "fusco-upload-reader":
+            thread.join(LONG_TIMEOUT)  # it ends after READER_IDLE seconds without work
+    assert readers() == 0, "an idle upload reader thread was left running"
