@@ -28,6 +28,7 @@ from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
 import pykka
+from pykka._future import _Unset
 
 from fusco_actor._exceptions import RequestTimeout
 from fusco_actor._timers import DeadlineTimer
@@ -71,6 +72,7 @@ T = TypeVar("T")
 # One lock guards every future's claim/resolve transition: the critical sections
 # are a few attribute writes, and sharing it saves a lock allocation per request.
 _TRANSITION = threading.Lock()
+_UNSET = _Unset()  # pykka tells "no result yet" by isinstance: one instance serves all
 
 
 class ReplyFuture(pykka.Future[T], Generic[T]):
@@ -92,7 +94,9 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
 
     def __init__(self, deadline: float | None = None) -> None:
         """Create an unresolved future."""
-        super().__init__()
+        # pykka.Future.__init__'s two fields, without its call and its _Unset() per future.
+        self._get_hook = None
+        self._get_hook_result = _UNSET
         self._signal: threading.Lock | None = None  # made by the first waiter, held until resolved
         self._waker: list[_EventFd] | None = None  # the waiting threads' eventfds (_wait_fd)
         self._done = False

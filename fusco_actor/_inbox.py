@@ -232,6 +232,8 @@ class Inbox:
         """Return the next envelope, or None when none is queued (a loop actor's turn)."""
         if self._front:
             return self._front.popleft()
+        if self._queue.empty():  # the usual end of a turn: no exception raised and caught
+            return None
         try:
             return self._queue.get_nowait()
         except queue.Empty:

@@ -66,6 +66,7 @@ from fusco_actor._inbox import (
 from fusco_actor._loop_failure import (
     DeferredStop,
     answer_stops,
+    callback_failed,
     check_crash,
     crash_guarded,
     defer_stop,
@@ -79,7 +80,7 @@ from fusco_actor._loop_upload import Upload, needs_upload
 from fusco_actor._parser import ResponseParser
 from fusco_actor._response import Response
 from fusco_actor._scheduler import LoopActor, get_scheduler
-from fusco_actor._timers import DeadlineTimer
+from fusco_actor._timers import DeadlineQueue, DeadlineTimer
 from fusco_actor._wire import Origin
 
 if TYPE_CHECKING:
@@ -111,7 +112,9 @@ class LoopClientActor(LoopActor):
         self._connecting: asyncio.Task[LoopConnection] | None = None
         self._to_send: deque[Call] = deque()
         self._in_flight: deque[Call] = deque()
-        self._timers: dict[int, DeadlineTimer] = {}
+        self._loop = get_scheduler().loop
+        # One loop timer for all the calls' deadlines, at the earliest (see DeadlineQueue).
+        self._timers = DeadlineQueue(self._loop, self._timed_out)
         self._upload: Upload | None = None  # the body going out piece by piece, if any
         self._head: ResponseHead | None = None
         self._stream: LoopStream | None = None  # a streamed body holding the connection
@@ -152,6 +155,10 @@ class LoopClientActor(LoopActor):
 
     def _serve_envelope(self, envelope: Any) -> None:
         """Serve a stop request once what is in hand is done (see ``_loop_failure``)."""
+        if envelope.__class__ is Call and self._stopping is None:
+            self._admit(envelope)  # on_receive's path for a call, in short
+            self._pump_due = True
+            return
         if not defer_stop(self, envelope):
             super()._serve_envelope(envelope)
 
@@ -203,6 +210,7 @@ class LoopClientActor(LoopActor):
             held.append(self._disconnect)  # resolved (None) by the owner, as fail_stopped does
         for call in (*self._in_flight, *self._to_send):
             self._disarm(call)
+        self._timers.clear()
         self._in_flight.clear()
         self._to_send.clear()
         self._connect_waiters.clear()
@@ -300,7 +308,7 @@ class LoopClientActor(LoopActor):
                 batch.append(call.prepared.body)
             self._in_flight.append(call)  # held by one queue or the other at every step
             self._to_send.popleft()
-            if id(call) not in self._timers:  # a re-send keeps the timer of its first send
+            if call not in self._timers:  # a re-send keeps the timer of its first send
                 self._arm_timer(call)
             if alone:
                 break
@@ -328,8 +336,7 @@ class LoopClientActor(LoopActor):
     def _arm_timer(self, call: Call) -> None:
         if call.deadline is None:
             return
-        loop = get_scheduler().loop
-        self._timers[id(call)] = DeadlineTimer(loop, call.deadline, self._timed_out, call)
+        self._timers.add(call, call.deadline)
 
     def _arm_connect_timer(self, command: ConnectCommand) -> None:
         deadline = command.future.deadline
@@ -345,15 +352,13 @@ class LoopClientActor(LoopActor):
             self._maybe_finish_disconnect()
 
     def _disarm(self, call: Call) -> None:
-        timer = self._timers.pop(id(call), None)
-        if timer is not None:
-            timer.cancel()
+        self._timers.remove(call)
 
     @crash_guarded
     def _timed_out(self, call: Call) -> None:
         if any(c is call for c in self._to_send):  # waiting to be sent again
             self._to_send.remove(call)
-            self._timers.pop(id(call), None)
+            self._timers.remove(call)
             call.future.try_fail(RequestTimeout("request timed out before it could be sent again"))
             self._pump()
             return
@@ -361,7 +366,7 @@ class LoopClientActor(LoopActor):
             return
         was_head = self._in_flight[0] is call
         self._in_flight.remove(call)
-        self._timers.pop(id(call), None)
+        self._timers.remove(call)
         call.future.try_fail(RequestTimeout("request timed out"))
         if was_head:
             self._reset_response()  # its half-read response ends with it
@@ -483,14 +488,16 @@ class LoopClientActor(LoopActor):
 
     # -- ConnectionOwner: socket events (scheduler thread) -----------------------------------
 
-    @crash_guarded
     def on_data(self, data: bytes) -> None:
-        """Feed the parser and resolve every response it completes."""
+        """Feed the parser and resolve every response it completes (crash-guarded inline)."""
         parser = self._parser
         if parser is None:
             return
-        parser.feed(data)
-        self._read_events()
+        try:
+            parser.feed(data)
+            self._read_events()
+        except BaseException:  # nothing may reach the loop (as crash_guarded)
+            callback_failed(self)
 
     @crash_guarded
     def on_eof(self) -> None:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DeferredStop",
     "answer_stops",
+    "callback_failed",
     "check_crash",
     "crash_guarded",
     "defer_stop",
@@ -86,6 +87,18 @@ def crash_guarded(method: F) -> F:
             _stop_everything(actor)
 
     return guarded  # type: ignore[return-value]
+
+
+def callback_failed(actor: LoopClientActor) -> None:
+    """:func:`crash_guarded`'s handling, for a hot callback that inlines its ``try``.
+
+    Call it from ``except BaseException:`` (it reads ``sys.exc_info()``).
+    """
+    exc_info = sys.exc_info()
+    if isinstance(exc_info[1], Exception):
+        _crash(actor, exc_info)
+    else:
+        _stop_everything(actor)
 
 
 def _crash(actor: LoopClientActor, exc_info: Any) -> None:

@@ -173,6 +173,7 @@ class LoopActor(pykka.Actor):
         self._started = False
         scheduler = get_scheduler()
         inbox: Inbox = self.actor_inbox  # type: ignore[assignment]
+        self._scheduler = scheduler
         inbox.bind(lambda: scheduler.call_soon(self._run_turn))
 
     def _run_turn(self) -> None:
@@ -201,7 +202,7 @@ class LoopActor(pykka.Actor):
         if self.actor_stopped.is_set():
             inbox.kill(str(self.actor_ref))
         elif inbox.end_turn():
-            get_scheduler().call_soon(self._run_turn)
+            self._scheduler.loop.call_soon(self._run_turn)  # on its thread: no lock needed
 
     def on_turn_end(self) -> None:
         """Run once after the envelopes of a turn are served (scheduler thread); a no-op here.
