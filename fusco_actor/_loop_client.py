@@ -291,7 +291,8 @@ class LoopClientActor(LoopActor):
                 break
             if len(self._in_flight) >= (1 if alone else limit):
                 break
-            check_crash(self)  # "before it sends": the call is still queued, handed over
+            if self.crash_next:
+                check_crash(self)  # "before it sends": the call is still queued, handed over
             if not self._claim(call):
                 self._to_send.popleft()
                 continue
@@ -308,7 +309,7 @@ class LoopClientActor(LoopActor):
                 batch.append(call.prepared.body)
             self._in_flight.append(call)  # held by one queue or the other at every step
             self._to_send.popleft()
-            if call not in self._timers:  # a re-send keeps the timer of its first send
+            if call.sends == 1 or call not in self._timers:  # a re-send keeps its timer
                 self._arm_timer(call)
             if alone:
                 break
@@ -590,8 +591,7 @@ class LoopClientActor(LoopActor):
                 self._head = event
                 body = parser.take_whole_body()  # the usual small response: no more events
                 if body is not None:
-                    self._parts.append(body)
-                    self._complete(_NO_TRAILERS)
+                    self._complete(_NO_TRAILERS, body)
             elif isinstance(event, BodyChunk):
                 if self._stream is not None:
                     check_crash(self)  # one check per body piece, as the threaded actor does
@@ -607,39 +607,50 @@ class LoopClientActor(LoopActor):
                 self._lose_connection(send_failed=False)
                 return
 
-    def _complete(self, trailers: Headers) -> None:
-        check_crash(self)  # "right after it receives": the call is still held, handed over
-        head, parts = self._head, self._parts
-        self._head, self._parts = None, []
-        assert head is not None and self._parser is not None and self._conn is not None
-        call = self._in_flight[0]  # popped once its response is built: always held
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
+    def _complete(self, trailers: Headers, whole: bytes | None = None) -> None:
+        """Resolve the oldest call with the response read (its body is ``whole`` or the parts)."""
+        if self.crash_next:
+            check_crash(self)  # "right after it receives": the call is still held, handed over
+        head = self._head
+        self._head = None
+        if whole is not None:
+            body = whole
+        else:
+            parts = self._parts
+            self._parts = []
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+        parser = self._parser
+        assert head is not None and parser is not None and self._conn is not None
+        in_flight = self._in_flight
+        call = in_flight[0]  # popped once its response is built: always held
         self._origin.store_cookies(call, head)
         response = Response(
             status=head.status,
             reason=head.reason,
             version=head.version,
             headers=head.headers,
-            trailers=trailers if len(trailers) else _NO_TRAILERS,
+            trailers=trailers if trailers is _NO_TRAILERS or len(trailers) else _NO_TRAILERS,
             body=body,
-            size=self._parser.bytes_consumed - self._mark,
+            size=parser.bytes_consumed - self._mark,
             elapsed=time.monotonic() - call.started,
         )
-        self._mark = self._parser.bytes_consumed
-        self._in_flight.popleft()
-        self._disarm(call)
-        body_sent = self._end_upload()  # a body cut short leaves the server out of step
+        self._mark = parser.bytes_consumed
+        in_flight.popleft()
+        self._timers.remove(call)  # _disarm
+        # A body cut short leaves the server out of step.
+        body_sent = self._upload is None or self._end_upload()
         keep = head.keep_alive and not call.prepared.close and body_sent
-        in_step = self._parser.pending > 0 or self._parser.buffered == 0
+        in_step = parser.pending > 0 or parser.buffered == 0
         if keep:
             self._conn.requests_done += 1
         call.future.try_set(response)
         if not keep or not in_step:
-            for unseen in self._in_flight:  # RFC 9112 §9.6: never seen by the server
+            for unseen in in_flight:  # RFC 9112 §9.6: never seen by the server
                 unseen.sends -= 1
             self._lose_connection(send_failed=False)
             return
-        self._maybe_finish_disconnect()
+        if self._disconnect is not None or self._stopping is not None:
+            self._maybe_finish_disconnect()
         self._pump_due = True  # _read_events pumps once the bytes at hand are read
 
     def _lose_connection(self, send_failed: bool) -> None:

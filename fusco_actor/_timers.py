@@ -103,6 +103,8 @@ class DeadlineQueue:
             return False
         heap = self._heap
         live = self._live
+        if not live:
+            heap.clear()
         while heap and live.get(id(heap[0][2])) != heap[0][1]:
             heapq.heappop(heap)  # completed in order: the stale entries sit on top
         return True  # the timer stays: firing with nothing due costs less than re-arming
