@@ -139,8 +139,13 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             wakers, self._waker = self._waker, None
         try:
             if callbacks:
-                for callback in callbacks:
-                    self._run_callback(callback)
+                for callback in callbacks:  # _run_callback's body, one call less
+                    try:
+                        callback(self)
+                    except Exception:
+                        logger.exception(
+                            "done-callback %r of a fusco_actor future raised; ignored", callback
+                        )
         finally:  # waiters last: get() returns once the done-callbacks have run
             if signal is not None:
                 signal.release()
