@@ -93,6 +93,32 @@ _HEAD, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _BROKEN = range(4, 9)
 
 
 _VERSIONS: Final = {b"0": "HTTP/1.0", b"1": "HTTP/1.1"}
+# Status lines already checked, with what they parse to (bounded: the first few seen).
+_STATUS_CACHE: dict[bytes, tuple[int, str, str]] = {}
+_STATUS_CACHE_SIZE: Final = 256
+
+
+def _status_line(status_line: bytes) -> tuple[int, str, str]:
+    """Check a status line; return its code, reason and version (cached once checked).
+
+    Raises:
+        ProtocolError: not ``HTTP/1.x NNN [reason]``, or a code under 100.
+    """
+    match = _STATUS_LINE.fullmatch(status_line)
+    if match is None:
+        raise ProtocolError(f"invalid status line {status_line[:80]!r}")
+    major, minor, code = match.group(1), match.group(2), int(match.group(3))
+    if major != b"1":
+        raise ProtocolError(f"unsupported HTTP version {status_line[:16]!r}")
+    if code < 100:
+        raise ProtocolError(f"invalid status code {status_line[:16]!r}")
+    raw_reason = match.group(4)
+    reason = raw_reason.decode("latin-1").strip(" \t") if raw_reason else ""
+    version = _VERSIONS.get(minor) or f"HTTP/1.{minor.decode()}"
+    parsed = (code, reason, version)
+    if len(_STATUS_CACHE) < _STATUS_CACHE_SIZE:
+        _STATUS_CACHE[status_line] = parsed
+    return parsed
 
 
 class ResponseParser:
@@ -309,22 +335,16 @@ class ResponseParser:
             raise ProtocolError("response received with no request outstanding")
         block = self._consume(end - self._pos)
         status_line, headers = parse_head_block(block)
-        match = _STATUS_LINE.fullmatch(status_line)
-        if match is None:
-            raise ProtocolError(f"invalid status line {status_line[:80]!r}")
-        major, minor, code = match.group(1), match.group(2), int(match.group(3))
-        if major != b"1":
-            raise ProtocolError(f"unsupported HTTP version {status_line[:16]!r}")
-        if code < 100:
-            raise ProtocolError(f"invalid status code {status_line[:16]!r}")
-        raw_reason = match.group(4)
-        reason = raw_reason.decode("latin-1").strip(" \t") if raw_reason else ""
+        known = _STATUS_CACHE.get(status_line)
+        if known is not None:  # a status line already checked: "HTTP/1.1 200 OK", say
+            code, reason, version = known
+        else:
+            code, reason, version = _status_line(status_line)
         if 100 <= code < 200 and code != 101:
             self._informational += 1
             if self._informational > MAX_INFORMATIONAL:
                 raise ProtocolError(f"more than {MAX_INFORMATIONAL} 1xx responses")
             return Informational(code, reason, headers)
-        version = _VERSIONS.get(minor) or f"HTTP/1.{minor.decode()}"
         return self._start_body(code, reason, version, headers)
 
     def _start_body(self, code: int, reason: str, version: str, headers: Headers) -> ResponseHead:

@@ -102,11 +102,10 @@ class DeadlineQueue:
         if self._live.pop(id(key), None) is None:
             return False
         heap = self._heap
-        live = self._live
-        if not live:
+        if not self._live:
             heap.clear()
-        while heap and live.get(id(heap[0][2])) != heap[0][1]:
-            heapq.heappop(heap)  # completed in order: the stale entries sit on top
+        elif heap[0][2] is key:  # completed in order, the usual case: its entry is on top
+            heapq.heappop(heap)  # (other stale entries wait for _fire or _compact)
         return True  # the timer stays: firing with nothing due costs less than re-arming
 
     def clear(self) -> None:
