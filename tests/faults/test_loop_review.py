@@ -1,0 +1,111 @@
+"""Faults found reviewing the loop engine (issue 10): each test fails without its fix.
+
+- A connection's owner callbacks are not filtered by connection identity: the
+  loss of a connection the actor no longer holds (one it aborted, a connect
+  overtaken by a close) must not close the connection it holds now, nor fail
+  or re-send the requests on it (API.md §4).
+- A re-send withdrawn by its caller (``cancel``) while it waits for a new
+  connection leaves the actor's timers: it is disarmed like every other call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+import threading
+from typing import Any
+
+import pytest
+
+import fusco_actor
+from fusco_actor import Response
+from fusco_actor._aio_transport import LoopConnection, open_loop_connection
+from fusco_actor._loop_client import LoopClientActor
+from fusco_actor._scheduler import get_scheduler
+from tests.helpers import on_scheduler, outcome, wait_for
+from tests.socketserver import LONG_TIMEOUT, SocketServerThread, ok, read_request
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def loop_actor(client: fusco_actor.Client) -> LoopClientActor:
+    """Return the client's loop actor (these faults are the loop engine's)."""
+    actor = client.actor
+    if not isinstance(actor, LoopClientActor):
+        pytest.skip("a fault of the loop engine")
+    return actor
+
+
+def test_the_loss_of_a_connection_the_actor_no_longer_holds_spares_the_one_it_holds() -> None:
+    release = threading.Event()
+
+    def serve(listener: Any, server: SocketServerThread) -> None:
+        first = server.accept()
+        read_request(first)
+        server.accept()  # the stale connection: aborted by the client
+        assert release.wait(LONG_TIMEOUT)
+        first.sendall(ok(b"answer"))
+
+    with SocketServerThread(serve) as server:
+        client = fusco_actor.start(server.url)
+        actor = loop_actor(client)
+        request = client.request("/", "POST", body=b"once", timeout=LONG_TIMEOUT)
+        assert wait_for(lambda: bool(server.connections and server.connections[0].requests))
+        # A connection whose owner is the actor but which the actor does not hold:
+        # what a connect overtaken by a close leaves (``_connected``), or an aborted one.
+        stale: LoopConnection = asyncio.run_coroutine_threadsafe(
+            open_loop_connection(actor._destination, actor._options, None, actor),
+            get_scheduler().loop,
+        ).result(LONG_TIMEOUT)
+        on_scheduler(stale.abort)
+        on_scheduler(lambda: None)  # its on_lost ran before this (call_soon order)
+        release.set()
+
+        response = outcome(request)
+        assert isinstance(response, Response), response
+        assert (response.status, response.body) == (200, b"answer")
+        assert len(server.connections[0].requests) == 1
+        client.disconnect(LONG_TIMEOUT)
+
+
+def fill_backlog(port: int) -> list[socket.socket]:
+    """Connect to ``port`` until a connect hangs (a ``listen(0)`` queue is full); return them."""
+    fillers: list[socket.socket] = []
+    for _ in range(16):
+        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        filler.setblocking(False)
+        fillers.append(filler)
+        filler.connect_ex(("127.0.0.1", port))
+        _, writable, _ = select.select([], [filler], [], 0.2)
+        if not writable:
+            return fillers
+    raise AssertionError("the backlog never filled")
+
+
+def test_a_resend_cancelled_while_its_connect_hangs_leaves_no_timer() -> None:
+    fillers: list[socket.socket] = []
+
+    def serve(listener: Any, server: SocketServerThread) -> None:
+        first = server.accept()
+        read_request(first)
+        fillers.extend(fill_backlog(server.port))  # the re-send's connect hangs
+        first.close()  # no byte of a response: the GET goes again (API.md §4)
+
+    with SocketServerThread(serve, backlog=0) as server:
+        try:
+            client = fusco_actor.start(server.url, connect_timeout=LONG_TIMEOUT)
+            actor = loop_actor(client)
+            request = client.request("/", "GET", timeout=LONG_TIMEOUT, send_retry=1)
+            waiting = lambda: [c for c in actor._to_send if c.sends == 1]  # noqa: E731
+            assert wait_for(lambda: bool(on_scheduler(waiting)))  # to go again, once connected
+            call = on_scheduler(waiting)[0]
+            assert id(call) in actor._timers
+
+            assert request.cancel()
+            assert wait_for(lambda: on_scheduler(lambda: not actor._to_send))
+            assert on_scheduler(lambda: id(call) not in actor._timers)
+            client.disconnect(0.5)
+        finally:
+            for filler in fillers:
+                filler.close()
