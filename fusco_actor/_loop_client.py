@@ -260,7 +260,7 @@ class LoopClientActor(LoopActor):
             conn is not None
             and parser is not None
             and not self._in_flight
-            and (parser.buffered or dropped)
+            and (parser.buffered or dropped or (not self._fresh and conn.has_unread()))
         ):
             # Bytes (or a close) on an idle connection: never read them as the next answer.
             self._close_connection()

@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -22,7 +25,7 @@ import fusco_actor
 from fusco_actor import Response
 from fusco_actor._aio_transport import LoopConnection, open_loop_connection
 from fusco_actor._loop_client import LoopClientActor
-from fusco_actor._scheduler import get_scheduler
+from fusco_actor._scheduler import LOOP_ENV, get_scheduler
 from tests.helpers import on_scheduler, outcome, wait_for
 from tests.socketserver import LONG_TIMEOUT, SocketServerThread, ok, read_request
 
@@ -109,3 +112,69 @@ def test_a_resend_cancelled_while_its_connect_hangs_leaves_no_timer() -> None:
         finally:
             for filler in fillers:
                 filler.close()
+
+
+STALE_408 = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def stale_idle_bytes_scenario() -> None:
+    """A 408 lands on an idle connection while the loop is busy; a request follows at once.
+
+    The request's turn can run before the loop reads the socket (asyncio's loop
+    runs the callbacks queued before it polls; uvloop polls first, so there the
+    window is narrower): the 408 must not be taken as the request's answer.
+    """
+    stray_sent = threading.Event()
+    send_stray = threading.Event()
+
+    def serve(listener: Any, server: SocketServerThread) -> None:
+        first = server.accept()
+        read_request(first)
+        first.sendall(ok(b"first"))
+        assert send_stray.wait(LONG_TIMEOUT)
+        first.sendall(STALE_408)  # an idle connection timed out by the server
+        stray_sent.set()
+        first.wait_closed_by_peer()
+        second = server.accept()
+        read_request(second)
+        second.sendall(ok(b"second"))
+        second.wait_closed_by_peer()
+
+    with SocketServerThread(serve) as server:
+        client = fusco_actor.start(server.url)
+        actor = loop_actor(client)
+        first = outcome(client.request("/1", timeout=LONG_TIMEOUT))
+        assert isinstance(first, Response) and first.body == b"first"
+        conn = actor.connection
+        sock = conn.get_extra_info("socket") if conn is not None else None
+        assert sock is not None
+
+        def send_while_the_loop_is_busy() -> Any:
+            # On the scheduler: the 408 reaches the socket while the loop runs this.
+            send_stray.set()
+            assert stray_sent.wait(LONG_TIMEOUT)
+            assert select.select([sock], [], [], LONG_TIMEOUT)[0]
+            return client.request("/2", timeout=LONG_TIMEOUT)
+
+        second = outcome(on_scheduler(send_while_the_loop_is_busy))
+        assert isinstance(second, Response), second
+        assert (second.status, second.body) == (200, b"second"), (second.status, second.body)
+        client.disconnect(LONG_TIMEOUT)
+
+
+def test_bytes_not_yet_read_on_an_idle_connection_never_answer_a_new_request() -> None:
+    stale_idle_bytes_scenario()  # on this process's scheduler loop (uvloop where it installs)
+
+
+def test_bytes_not_yet_read_on_an_idle_connection_never_answer_a_new_request_asyncio() -> None:
+    env = {**os.environ, LOOP_ENV: "asyncio"}
+    code = "from tests.faults.test_loop_review import stale_idle_bytes_scenario as s; s()"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=LONG_TIMEOUT * 2,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
