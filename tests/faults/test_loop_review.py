@@ -6,6 +6,14 @@
   or re-send the requests on it (API.md §4).
 - A re-send withdrawn by its caller (``cancel``) while it waits for a new
   connection leaves the actor's timers: it is disarmed like every other call.
+- Bytes that reach an idle connection before the loop reads them (a server's
+  408 on a connection it times out) never answer the next request: the actor
+  checks the socket before reusing it, as the threaded engine does. asyncio's
+  loop runs the request's turn before it polls the socket, so that case runs
+  in a subprocess on it (uvloop, the default where it installs, polls first).
+- An abort during a connect (a proxy that never answers CONNECT) resolves the
+  ``connect()`` and the request waiting on it and closes the socket (no fault
+  found; kept as a regression test).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,12 +33,19 @@ import pytest
 import fusco_actor
 from fusco_actor import Response
 from fusco_actor._aio_transport import LoopConnection, open_loop_connection
+from fusco_actor._handle import ENGINE_ENV
 from fusco_actor._loop_client import LoopClientActor
 from fusco_actor._scheduler import LOOP_ENV, get_scheduler
 from tests.helpers import on_scheduler, outcome, wait_for
 from tests.socketserver import LONG_TIMEOUT, SocketServerThread, ok, read_request
 
 pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture(autouse=True)
+def _loop_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv(ENGINE_ENV, "loop")  # the default engine; these are its faults
+    yield
 
 
 def loop_actor(client: fusco_actor.Client) -> LoopClientActor:
@@ -167,7 +183,7 @@ def test_bytes_not_yet_read_on_an_idle_connection_never_answer_a_new_request() -
 
 
 def test_bytes_not_yet_read_on_an_idle_connection_never_answer_a_new_request_asyncio() -> None:
-    env = {**os.environ, LOOP_ENV: "asyncio"}
+    env = {**os.environ, LOOP_ENV: "asyncio", ENGINE_ENV: "loop"}
     code = "from tests.faults.test_loop_review import stale_idle_bytes_scenario as s; s()"
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -178,3 +194,32 @@ def test_bytes_not_yet_read_on_an_idle_connection_never_answer_a_new_request_asy
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_an_abort_during_a_connect_resolves_the_connect_and_the_requests_waiting_on_it() -> None:
+    def hang(listener: Any, server: SocketServerThread) -> None:
+        first = server.accept()  # a proxy that reads CONNECT and never answers
+        read_request(first)
+        first.wait_closed_by_peer()
+
+    with SocketServerThread(hang) as proxy:
+        client = fusco_actor.start("https://origin.test", proxy=proxy.url)
+        connected: list[Any] = []
+
+        def connect() -> None:
+            try:
+                client.connect(timeout=LONG_TIMEOUT)
+                connected.append(None)
+            except fusco_actor.FuscoError as exc:
+                connected.append(exc)
+
+        thread = threading.Thread(target=connect, daemon=True)
+        thread.start()
+        assert wait_for(lambda: bool(proxy.connections and proxy.connections[0].requests))
+        request = client.request("/", "GET", timeout=LONG_TIMEOUT)
+        client.disconnect(0.2)  # the connect is in hand: the timeout aborts it
+
+        thread.join(LONG_TIMEOUT)
+        assert isinstance(connected[0], fusco_actor.ClientStopped), connected
+        assert isinstance(outcome(request), fusco_actor.ClientStopped)
+        assert proxy.connections[0].closed_by_peer.wait(LONG_TIMEOUT)
