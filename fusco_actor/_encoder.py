@@ -260,7 +260,12 @@ def prepare_request(
         BadArgument: a bad method, path, header or body; a caller's
             ``Content-Length`` that disagrees with a fixed body.
     """
-    if not headers and (body is None or (type(body) is bytes and not body)):
+    if (
+        not headers
+        and (body is None or (type(body) is bytes and not body))
+        and type(method) in (str, bytes)
+        and type(path) in (str, bytes)
+    ):  # anything else is checked (and refused) by _prepare
         key = (type(method), method, type(path), path)
         cached = _SIMPLE_CACHE.get(key)
         if cached is None:

@@ -161,7 +161,10 @@ def make_request(
                 send_retry,
                 type(send_retry),
             )
-            request = _CACHE.get(key)
+            try:
+                request = _CACHE.get(key)
+            except TypeError:  # an unhashable argument: Request says what is wrong with it
+                return Request(path, method, headers, body, timeout, send_retry)
             if request is None:
                 request = Request(path, method, hkey, body, timeout, send_retry)
                 if len(_CACHE) >= _CACHE_SIZE:

@@ -126,3 +126,18 @@ def test_response_is_a_frozen_dataclass_built_by_keyword_or_position() -> None:
     assert dataclasses.replace(by_name, status=404).status == 404
     with pytest.raises(dataclasses.FrozenInstanceError):
         by_name.status = 500  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (["/x"], "GET", [], None, 1.0, None),
+        ("/x", ["GET"], [], None, 1.0, None),
+        ("/x", "GET", [], None, [1.0], None),
+        ("/x", "GET", [], None, 1.0, {}),
+    ],
+    ids=["path", "method", "timeout", "send_retry"],
+)
+def test_an_unhashable_argument_is_a_bad_argument_not_a_type_error(args: tuple[Any, ...]) -> None:
+    with pytest.raises(BadArgument):
+        make_request(*args)
