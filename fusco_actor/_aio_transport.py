@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from fusco_actor._aio_connect import ConnectSteps
@@ -328,6 +329,24 @@ class LoopConnection:
         connection (a TLS alert right after the handshake) finds it here.
         """
         return self._protocol._lost_exc
+
+    def has_unread(self) -> bool:
+        """Return whether the socket holds bytes (or a close) the loop has not read yet.
+
+        The loop reads a socket only when it polls: a request written on an idle
+        connection in the meantime would take those bytes as its answer. (TLS: a
+        record without application data counts too; the caller then reconnects.)
+        """
+        sock = self._transport.get_extra_info("socket")
+        try:
+            fd = -1 if sock is None else sock.fileno()
+            if fd < 0:
+                return True
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True
 
     @property
     def is_closed(self) -> bool:

@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
@@ -65,6 +65,11 @@ __all__ = [
 PERCENTILES: Final = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
 HIGHEST_LATENCY_US: Final = 3_600_000_000  # one hour, in microseconds
 SIGNIFICANT_DIGITS: Final = 3
+# With 3 significant digits the histogram keeps values below 2048 exactly; above,
+# one bit of precision less per doubling. Values it cannot tell apart are counted
+# together before they are recorded.
+EXACT_BITS: Final = 11
+EXACT_BELOW_US: Final = 1 << EXACT_BITS
 TICK: Final = 0.1  # seconds between drains of the result queue
 FINAL_TICK: Final = 0.01  # the same once sending stopped, to end soon after the last reply
 PROGRESS_INTERVAL: Final = 0.25  # seconds between redraws of the progress line
@@ -140,23 +145,57 @@ class Stats:
         ``MAX_ERROR_KINDS_KEPT`` distinct keys, new messages are pooled under
         ``OTHER_MESSAGES`` for their type.
         """
-        self.last_ns = end_ns if self.last_ns is None else max(self.last_ns, end_ns)
-        try:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            response = outcome.get()
-        except Exception as exc:  # every failure is data here, counted by type and message
-            key = error_key(exc)
-            if key not in self.errors and len(self.errors) >= MAX_ERROR_KINDS_KEPT:
-                key = (key[0], OTHER_MESSAGES)  # bounded memory for ever-new messages
-            self.errors[key] += 1
-            self.error_count += 1
-            return
-        self.responses += 1
-        self.bytes += response.size
-        self.status[response.status] += 1
-        micros = max(1, (end_ns - start_ns) // 1000)
-        self.histogram.record_value(min(micros, HIGHEST_LATENCY_US))
+        self.add_all(((start_ns, end_ns, outcome),))
+
+    def add_all(self, results: Iterable[tuple[int, int, _Outcome]]) -> int:
+        """Record many completed requests as :meth:`add` does; return how many.
+
+        Latencies are counted per microsecond value first, then each distinct
+        value goes into the histogram once with its count: a drain of
+        thousands of responses costs a few hundred histogram updates.
+        """
+        latencies: dict[int, int] = {}
+        status: dict[int, int] = {}
+        last = self.last_ns
+        n = responses = size = 0
+        for start_ns, end_ns, outcome in results:
+            n += 1
+            if last is None or end_ns > last:
+                last = end_ns
+            try:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                response = outcome.get()
+            except Exception as exc:  # every failure is data here, counted by type and message
+                self._add_error(exc)
+                continue
+            responses += 1
+            size += response.size
+            code = response.status
+            status[code] = status.get(code, 0) + 1
+            micros = (end_ns - start_ns) // 1000
+            if micros < 1:
+                micros = 1
+            elif micros >= EXACT_BELOW_US:  # the histogram's bucket: same counts, fewer keys
+                micros = min(micros, HIGHEST_LATENCY_US)
+                shift = micros.bit_length() - EXACT_BITS
+                micros = micros >> shift << shift
+            latencies[micros] = latencies.get(micros, 0) + 1
+        self.last_ns = last
+        self.responses += responses
+        self.bytes += size
+        self.status.update(status)
+        record = self.histogram.record_value
+        for micros, count in latencies.items():
+            record(micros, count)
+        return n
+
+    def _add_error(self, exc: Exception) -> None:
+        key = error_key(exc)
+        if key not in self.errors and len(self.errors) >= MAX_ERROR_KINDS_KEPT:
+            key = (key[0], OTHER_MESSAGES)  # bounded memory for ever-new messages
+        self.errors[key] += 1
+        self.error_count += 1
 
     def latency(self) -> dict[str, float | None]:
         """Return min, mean, percentiles and max of the responses' latency, in seconds.
@@ -263,12 +302,7 @@ class LoadGenerator:
             return self._issued
 
     def _drain(self) -> int:
-        results, stats = self._results, self.stats
-        n = 0
-        while results:
-            stats.add(*results.popleft())
-            n += 1
-        return n
+        return self.stats.add_all(_popping(self._results))
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.signal is None:
@@ -360,6 +394,13 @@ class LoadGenerator:
         if self._progress is not None:
             self._progress.write("\r" + " " * 60 + "\r")
             self._progress.flush()
+
+
+def _popping(results: collections.deque[tuple[int, int, _Outcome]]) -> Iterator[Any]:
+    """Yield and remove the results queued so far (others may append meanwhile)."""
+    popleft = results.popleft
+    while results:
+        yield popleft()
 
 
 def summarize(generator: LoadGenerator, info: dict[str, Any]) -> dict[str, Any]:

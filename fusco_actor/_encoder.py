@@ -14,7 +14,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from fusco_actor._exceptions import BadArgument
@@ -64,6 +64,19 @@ class PreparedRequest:
     has_cookie: bool
     expect_continue: bool
     close: bool
+    #: may be written ahead of earlier responses: idempotent, fixed body, no Expect, no close
+    pipelinable: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Work out once what every write of this request asks."""
+        object.__setattr__(
+            self,
+            "pipelinable",
+            self.method in IDEMPOTENT_METHODS
+            and self.stream is None
+            and not self.expect_continue
+            and not self.close,
+        )
 
     @property
     def idempotent(self) -> bool:
@@ -247,7 +260,12 @@ def prepare_request(
         BadArgument: a bad method, path, header or body; a caller's
             ``Content-Length`` that disagrees with a fixed body.
     """
-    if not headers and (body is None or (type(body) is bytes and not body)):
+    if (
+        not headers
+        and (body is None or (type(body) is bytes and not body))
+        and type(method) in (str, bytes)
+        and type(path) in (str, bytes)
+    ):  # anything else is checked (and refused) by _prepare
         key = (type(method), method, type(path), path)
         cached = _SIMPLE_CACHE.get(key)
         if cached is None:

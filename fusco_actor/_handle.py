@@ -28,7 +28,7 @@ from fusco_actor._inbox import (
     fail_stopped,
 )
 from fusco_actor._loop_client import LoopClientActor
-from fusco_actor.messages import Request, check_timeout
+from fusco_actor.messages import check_timeout, make_request
 
 if TYPE_CHECKING:
     from fusco_actor._options import ClientOptions, Destination
@@ -255,7 +255,7 @@ class Client(AsyncRequests):
         Raises:
             BadArgument: a bad argument (raised here; nothing is sent).
         """
-        call = Call(Request(path, method, headers, body, timeout, send_retry))
+        call = Call(make_request(path, method, headers, body, timeout, send_retry))
         self._submit(call)
         return call.future
 
@@ -286,7 +286,7 @@ class Client(AsyncRequests):
                 "fusco_actor.request blocks, and it was called on the scheduler thread where "
                 "that would freeze every actor; use Client.request with add_done_callback"
             )
-        call = Call(Request(path, method, headers, body, timeout, send_retry))
+        call = Call(make_request(path, method, headers, body, timeout, send_retry))
         actor = self._actor
         if actor is None or not actor.run_inline(call):
             self._submit(call)
@@ -312,7 +312,7 @@ class Client(AsyncRequests):
         Raises:
             BadArgument: a bad argument (nothing is sent).
         """
-        call = StreamCall(Request(path, method, headers, body, timeout, None))
+        call = StreamCall(make_request(path, method, headers, body, timeout, None))
         self._submit(call)
         return call.future
 

@@ -65,11 +65,12 @@ class Call(Command):
 
     def __init__(self, request: Request, future: ReplyFuture[Any] | None = None) -> None:
         """Start the request's clock now: its deadline counts from this call (seconds)."""
+        timeout = request.timeout
         if future is None:
-            future = ReplyFuture()
-        if request.timeout is not None and future.deadline is None:
-            future.deadline = time.monotonic() + request.timeout
-        super().__init__(future)
+            future = ReplyFuture(None if timeout is None else time.monotonic() + timeout)
+        elif timeout is not None and future.deadline is None:
+            future.deadline = time.monotonic() + timeout
+        self.future = future
         self.request = request
         self.prepared: PreparedRequest = request.prepared
         self.send_retry = request.send_retry
@@ -81,8 +82,7 @@ class Call(Command):
     @property
     def pipelinable(self) -> bool:
         """Return whether the request may be written ahead of earlier responses."""
-        p = self.prepared
-        return p.idempotent and p.stream is None and not p.expect_continue and not p.close
+        return self.prepared.pipelinable
 
     @property
     def deadline(self) -> float | None:

@@ -245,7 +245,7 @@ class LoopClientActor(LoopActor):
     def _pump(self) -> None:
         """Write what may go now, connecting first when needed (scheduler thread)."""
         while self._to_send and (self._to_send[0].future.done or self._resend_expired()):
-            self._to_send.popleft()  # withdrawn or expired
+            self._disarm(self._to_send.popleft())  # withdrawn (a re-send has a timer) or expired
         if self._aborted is not None or not self._to_send:
             self._maybe_finish_disconnect()
             return
@@ -268,7 +268,7 @@ class LoopClientActor(LoopActor):
             conn is not None
             and parser is not None
             and not self._in_flight
-            and (parser.buffered or dropped)
+            and (parser.buffered or dropped or (not self._fresh and conn.has_unread()))
         ):
             # Bytes (or a close) on an idle connection: never read them as the next answer.
             self._close_connection()
@@ -284,7 +284,7 @@ class LoopClientActor(LoopActor):
         while self._to_send:
             call = self._to_send[0]
             if call.future.done:
-                self._to_send.popleft()
+                self._disarm(self._to_send.popleft())
                 continue
             alone = not call.pipelinable
             if self._in_flight and (alone or not self._in_flight[-1].pipelinable):
@@ -294,7 +294,7 @@ class LoopClientActor(LoopActor):
             if self.crash_next:
                 check_crash(self)  # "before it sends": the call is still queued, handed over
             if not self._claim(call):
-                self._to_send.popleft()
+                self._disarm(self._to_send.popleft())
                 continue
             head = self._origin.head(call)  # may raise (a bug): the call is still held
             parser.expect(call.prepared.method)
@@ -503,6 +503,8 @@ class LoopClientActor(LoopActor):
     @crash_guarded
     def on_eof(self) -> None:
         """Handle the peer closing its side: a read-until-close body ends, the rest is lost."""
+        if self._conn is None or not self._conn.is_closed:
+            return  # a connection no longer held (an EOF closes the one held first)
         if self._parser is not None:
             self._parser.feed_eof()
             self._read_events()
@@ -510,8 +512,8 @@ class LoopClientActor(LoopActor):
     @crash_guarded
     def on_lost(self, exc: Exception | None) -> None:
         """Handle the end of the connection."""
-        if self._conn is None:
-            return
+        if self._conn is None or not self._conn.is_closed:
+            return  # a connection no longer held: the one held is marked closed before this
         failure = tls_failure(exc)
         if failure is not None and self._stream is not None:  # the streamed body ends with it
             connection_closed(self, failure)

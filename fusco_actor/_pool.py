@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from fusco_actor._handle import AsyncRequests, Client
 from fusco_actor._inbox import Call
 from fusco_actor._options import parse_destination, parse_options
 from fusco_actor._supervisor import Supervisor
-from fusco_actor.messages import Request, check_timeout
+from fusco_actor.messages import check_timeout, make_request
 
 if TYPE_CHECKING:
     from fusco_actor._response import Response
@@ -83,6 +83,7 @@ class Pool(AsyncRequests):
         self._free: list[Client] = []
         self._waiters: deque[_Waiter] = deque()
         self._outbox: list[tuple[Call, Client]] = []  # assigned under the lock, sent after it
+        self._callbacks: dict[int, partial[None]] = {}  # per client: its release callback
         self._stopped = False
         self.supervisor = Supervisor.start(on_child_gone=self._client_gone)
 
@@ -217,29 +218,41 @@ class Pool(AsyncRequests):
                     return
                 batch, self._outbox = self._outbox, []
             for call, client in batch:
-                call.future.add_done_callback(partial(self._on_done, client))
+                call.future.add_done_callback(self._done_callback(client))
                 client._submit(call)
+
+    def _done_callback(self, client: Client) -> Callable[[object], None]:
+        """Return the done-callback that releases ``client``, made once per client."""
+        callback = self._callbacks.get(id(client))
+        if callback is None or callback.args[0] is not client:
+            callback = self._callbacks[id(client)] = partial(self._on_done, client)
+        return callback
 
     def _on_done(self, client: Client, _: object) -> None:
         self._release(client)
 
     def _release(self, client: Client) -> None:
         """Count a pool request of ``client`` as done; free the client at zero (any thread)."""
+        unusual = False
         with self._lock:
             key = id(client)
             load = self._load.get(key, 1) - 1
-            if load <= 0:
-                self._load.pop(key, None)
-            else:
+            if load > 0:
                 self._load[key] = load
                 while self._waiters and self._waiters[0].call is not None:
                     waiter = self._waiters.popleft()  # a pipelined slot freed
                     if not waiter.abandoned:
                         self._assign(waiter, client)
                         break
-        if load <= 0:
-            self.free_client(client)
-        else:
+            else:
+                self._load.pop(key, None)
+                if key in self._clients and not client.is_stopped:
+                    self._hand_over(client)  # free_client's usual case, under the same lock
+                else:
+                    unusual = True
+        if unusual:
+            self.free_client(client)  # stopped, or dropped from the pool
+        elif self._outbox:  # a waiter got the client: what was assigned goes out now
             self._send_outbox()
 
     def _client_gone(self, client: Client) -> None:
@@ -248,6 +261,7 @@ class Pool(AsyncRequests):
             if self._clients.pop(id(client), None) is None:
                 return
             self._load.pop(id(client), None)
+            self._callbacks.pop(id(client), None)
             with contextlib.suppress(ValueError):
                 self._free.remove(client)
             self._replace_for_waiters()
@@ -293,16 +307,28 @@ class Pool(AsyncRequests):
         Raises:
             BadArgument: a bad argument (nothing is sent).
         """
-        call = Call(Request(path, method, headers, body, timeout, send_retry))
+        call = Call(make_request(path, method, headers, body, timeout, send_retry))
+        client = None
         try:
             with self._lock:
-                client = self._take(_Waiter(call))
-                if client is not None:
-                    self._dispatch(call, client)
+                free = self._free
+                if free and not self._waiters and not self._stopped:
+                    # The usual case: an idle client, nobody queued before us.
+                    client = free.pop()
+                    key = id(client)
+                    self._load[key] = self._load.get(key, 0) + 1
+                else:
+                    taken = self._take(_Waiter(call))
+                    if taken is not None:
+                        self._dispatch(call, taken)
         except ClientStopped as exc:
             call.future.try_fail(exc)
             return call.future
-        self._send_outbox()
+        if client is None:
+            self._send_outbox()
+        else:
+            call.future.add_done_callback(self._done_callback(client))
+            client._submit(call)
         return call.future
 
     def stop(self, timeout: float | None = 10.0) -> None:

@@ -31,6 +31,7 @@ from fusco_actor._response import Response
 from fusco_actor._transport import READ_SIZE, Connection, send_buffers
 
 if TYPE_CHECKING:
+    from fusco_actor._encoder import PreparedRequest
     from fusco_actor._inbox import Call
     from fusco_actor._options import ClientOptions, Destination
 
@@ -40,6 +41,7 @@ EXPECT_CONTINUE_WAIT: Final = 1.0  # seconds an Expect: 100-continue body waits 
 DIRECT_READ_MIN: Final = 65_536  # bytes of Content-Length body read past the parser
 SCRATCH_MAX: Final = 8 * 1_048_576  # bodies up to this size reuse one receive buffer
 HEAD_READ_SIZE: Final = 65_536  # bytes asked of recv() while a head is awaited
+HEADS_KEPT: Final = 256  # request heads an Origin keeps built (without cookies)
 _NO_TRAILERS: Final = Headers()
 
 
@@ -64,7 +66,7 @@ class ClosedEarly(Exception):
 class Origin:
     """What every request of one client shares: Host, proxy form, cookie jar."""
 
-    __slots__ = ("destination", "host_field", "jar", "proxy_fields", "target_prefix")
+    __slots__ = ("_heads", "destination", "host_field", "jar", "proxy_fields", "target_prefix")
 
     def __init__(self, destination: Destination, options: ClientOptions) -> None:
         """Precompute the per-client parts of every request head; a jar with ``use_cookies``."""
@@ -73,6 +75,9 @@ class Origin:
         self.jar = CookieJar() if options.use_cookies else None
         self.target_prefix = b""
         self.proxy_fields = b""
+        # Without cookies a head depends on the prepared request alone: built once for
+        # each (immutable, usually cached) PreparedRequest, kept alive by the entry.
+        self._heads: dict[int, tuple[PreparedRequest, bytes]] = {}
         proxy = options.proxy
         if proxy is not None and not destination.is_ssl:
             # RFC 9112 §3.2.2: absolute-form when talking to a forward proxy.
@@ -84,14 +89,27 @@ class Origin:
     def head(self, call: Call) -> bytes:
         """Return the whole request head for ``call``."""
         prepared = call.prepared
-        cookie = None
-        if self.jar is not None:
-            cookie = self.jar.header_value(
+        if self.jar is None:
+            known = self._heads.get(id(prepared))
+            if known is not None and known[0] is prepared:
+                return known[1]
+            head = self._encode(prepared, None)
+            if len(self._heads) >= HEADS_KEPT:
+                self._heads.clear()
+            self._heads[id(prepared)] = (prepared, head)
+            return head
+        return self._encode(
+            prepared,
+            self.jar.header_value(
                 self.destination.host,
                 prepared.target.decode("latin-1"),
                 self.destination.is_ssl,
                 time.time(),
-            )
+            ),
+        )
+
+    def _encode(self, prepared: PreparedRequest, cookie: str | None) -> bytes:
+        """Return the head of ``prepared`` with this origin's Host, target form and ``cookie``."""
         target = None
         if self.target_prefix and prepared.target != b"*":
             target = self.target_prefix + prepared.target

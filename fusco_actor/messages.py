@@ -13,12 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from fusco_actor._encoder import PreparedRequest, prepare_request
 from fusco_actor._exceptions import BadArgument
 
-__all__ = ["Request"]
+__all__ = ["Request", "make_request"]
+
+_TEXT: Final = (str, bytes)
+_CACHE_SIZE: Final = 4096
 
 
 def check_timeout(timeout: Any, what: str = "timeout") -> float | None:
@@ -102,3 +105,70 @@ class Request:
                     raise BadArgument("headers must be (name, value) pairs or a mapping") from exc
             setattr_(self, "headers", headers)
         setattr_(self, "prepared", prepare_request(self.method, self.path, headers, self.body))
+
+
+_CACHE: dict[tuple[Any, ...], Request] = {}
+
+
+def _headers_key(headers: Any) -> tuple[Any, ...] | None:
+    """Return ``headers`` as ``Request`` keeps them when they are plain text pairs, else None.
+
+    Only a tuple or list of 2-tuples of exact ``str``/``bytes`` (or no headers)
+    qualifies: equal keys then always give an equal, valid request.
+    """
+    kind = type(headers)
+    if headers is None:
+        return ()
+    if kind is not tuple and kind is not list:
+        return None
+    for pair in headers:
+        if (
+            type(pair) is not tuple
+            or len(pair) != 2
+            or type(pair[0]) not in _TEXT
+            or type(pair[1]) not in _TEXT
+        ):
+            return None
+    return headers if kind is tuple else tuple(headers)
+
+
+def make_request(
+    path: Any, method: Any, headers: Any, body: Any, timeout: Any, send_retry: Any
+) -> Request:
+    """Return ``Request(path, method, headers, body, timeout, send_retry)``, built once per shape.
+
+    A request with no body (``b""`` or None) and plain text headers is
+    validated and encoded the first time, then the same immutable
+    :class:`Request` is returned for equal arguments of the same types
+    (``Client.request`` and ``Pool.request`` send the same request over and
+    over). Anything else is built afresh.
+
+    Raises:
+        BadArgument: any argument is not acceptable.
+    """
+    if body is None or (type(body) is bytes and not body):
+        hkey = _headers_key(headers)
+        if hkey is not None:
+            key = (
+                path,
+                type(path),
+                method,
+                type(method),
+                hkey,
+                body,
+                timeout,
+                type(timeout),
+                send_retry,
+                type(send_retry),
+            )
+            try:
+                request = _CACHE.get(key)
+            except TypeError:  # an unhashable argument: Request says what is wrong with it
+                return Request(path, method, headers, body, timeout, send_retry)
+            if request is None:
+                request = Request(path, method, hkey, body, timeout, send_retry)
+                if len(_CACHE) >= _CACHE_SIZE:
+                    _CACHE.clear()
+                _CACHE[key] = request
+            return request
+    return Request(path, method, headers, body, timeout, send_retry)

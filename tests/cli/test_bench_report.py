@@ -9,6 +9,7 @@ from typing import Any
 
 from fusco_actor import ConnectError, RequestTimeout
 from fusco_actor._bench import (
+    HIGHEST_LATENCY_US,
     MAX_ERROR_KINDS_KEPT,
     MAX_ERROR_KINDS_SHOWN,
     MAX_MESSAGE_LENGTH,
@@ -166,3 +167,23 @@ def test_an_error_without_a_message_is_shown_by_its_type() -> None:
     report = report_of(stats)
     assert report["errors"] == [{"type": "ConnectError", "message": "", "count": 1}]
     assert "              1 x ConnectError" in format_report(report).splitlines()
+
+
+def test_a_batch_gives_the_histogram_that_one_record_per_response_gives() -> None:
+    latencies_ns = [0, 999, 1_000, 2_047_999, 2_048_000, 2_049_000, 3_141_592_653, 10**19]
+    latencies_ns += [(n * 7919) % 50_000 * 1_000 + n for n in range(5_000)]
+    batched, one_by_one = Stats(), Stats()
+    batched.add_all([(0, ns, Done()) for ns in latencies_ns])
+    for ns in latencies_ns:
+        one_by_one.histogram.record_value(min(max(1, ns // 1_000), HIGHEST_LATENCY_US))
+    assert batched.responses == len(latencies_ns)
+    assert batched.status == {200: len(latencies_ns)}
+    got, want = batched.histogram, one_by_one.histogram
+    assert got.get_total_count() == want.get_total_count()
+    assert (got.get_min_value(), got.get_max_value()) == (
+        want.get_min_value(),
+        want.get_max_value(),
+    )
+    assert got.get_mean_value() == want.get_mean_value()
+    for percentile in (1.0, 50.0, 90.0, 99.0, 99.9, 99.99, 100.0):
+        assert got.get_value_at_percentile(percentile) == want.get_value_at_percentile(percentile)
