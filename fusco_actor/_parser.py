@@ -261,6 +261,8 @@ class ResponseParser:
         if self._error is not None:
             raise self._error
         try:
+            if self._state == _HEAD:  # _step's first case, one call less per response
+                return self._read_head()
             return self._step()
         except ProtocolError as exc:
             self._state = _BROKEN
