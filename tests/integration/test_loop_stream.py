@@ -25,6 +25,7 @@ from fusco_actor._future import SchedulerBlockedError
 from fusco_actor._handle import ENGINE_ENV
 from fusco_actor._loop_client import LoopClientActor
 from fusco_actor._server import EmbeddedServer
+from tests.integration.test_streaming import pattern
 from tests.socketserver import (
     LONG_TIMEOUT,
     SHORT_TIMEOUT,
@@ -44,11 +45,6 @@ BOUND = 32 * MIB
 def _loop_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv(ENGINE_ENV, "loop")
     yield
-
-
-def pattern(n: int) -> bytes:
-    """Return the embedded server's ``/bytes/N`` body."""
-    return (b"0123456789abcdef" * (n // 16 + 1))[:n]
 
 
 def serve_forever(conn: ServerConnection) -> None:
