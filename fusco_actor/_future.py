@@ -264,14 +264,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             return
         limit = None if timeout is None else time.monotonic() + timeout
         while not self._done:
-            now = time.monotonic()
-            wait = None if limit is None else limit - now
-            if not self._claimed and self.deadline is not None:
-                if now >= self.deadline:
-                    self.expire_if_queued()
-                    continue
-                until_deadline = self.deadline - now
-                wait = until_deadline if wait is None else min(wait, until_deadline)
+            wait = self._time_to_wait(limit)
             if wait is None:
                 signal.acquire()
             elif wait <= 0 or not signal.acquire(timeout=wait):
@@ -279,6 +272,23 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                     raise pykka.Timeout(f"{timeout} seconds")
                 continue
             signal.release()
+
+    def _time_to_wait(self, limit: float | None) -> float | None:
+        """Return the seconds a waiter may sleep now (None: until resolved).
+
+        The caller's ``limit`` and, while the request is unclaimed, its deadline
+        bound the wait; a deadline that passed in the queue expires it here
+        (and 0.0 sends the waiter round again).
+        """
+        now = time.monotonic()
+        wait = None if limit is None else limit - now
+        if not self._claimed and self.deadline is not None:
+            if now >= self.deadline:
+                self.expire_if_queued()
+                return 0.0
+            until_deadline = self.deadline - now
+            wait = until_deadline if wait is None else min(wait, until_deadline)
+        return wait
 
     def _wait_fd(self, waker: _EventFd, timeout: float | None) -> None:
         """Wait on this thread's eventfd until resolved (Linux); as :meth:`_wait` otherwise.
@@ -303,14 +313,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                 return
             limit = None if timeout is None else time.monotonic() + timeout
             while not self._done:
-                now = time.monotonic()
-                wait = None if limit is None else limit - now
-                if not self._claimed and self.deadline is not None:
-                    if now >= self.deadline:
-                        self.expire_if_queued()
-                        continue
-                    until_deadline = self.deadline - now
-                    wait = until_deadline if wait is None else min(wait, until_deadline)
+                wait = self._time_to_wait(limit)
                 if wait is None or (wait > 0 and waker.readable(wait)):
                     _eventfd_read(fd)
                 elif limit is not None and time.monotonic() >= limit and not self._done:
