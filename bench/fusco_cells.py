@@ -30,8 +30,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Final
 
-from harness import TIMEOUT, BenchError, Finish, Meter, Scenario, check, join_thread, then_close
-from peers import new_loop
+from harness import TIMEOUT, BenchError, Finish, Meter, Scenario, check, join_threads, then_close
+from peers import on_new_loop
 
 __all__ = ["ENGINES", "bench_lanes", "chains", "on_engine", "one_client_futures", "pool_tasks"]
 
@@ -184,16 +184,7 @@ def _tasks(url: str, scenario: Scenario, conns: int, meter: Meter, on_scheduler:
 
         return then_close(finish, pool.stop)
 
-    def run() -> None:
-        loop = new_loop()
-        try:
-            loop.run_until_complete(main())
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return then_close(join_thread(thread, meter), pool.stop)
+    return then_close(on_new_loop(main, meter), pool.stop)
 
 
 def pool_tasks(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
@@ -232,12 +223,4 @@ def one_client_futures(url: str, scenario: Scenario, conns: int, meter: Meter) -
     ]
     for thread in threads:
         thread.start()
-
-    def finish() -> None:
-        meter.stop = True
-        for thread in threads:
-            thread.join(TIMEOUT)
-            if thread.is_alive():
-                meter.fail(BenchError("a worker thread did not stop"))
-
-    return then_close(finish, *(c.disconnect for c in clients))
+    return then_close(join_threads(threads, meter), *(c.disconnect for c in clients))

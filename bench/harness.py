@@ -28,6 +28,7 @@ __all__ = [
     "check",
     "host_port",
     "join_thread",
+    "join_threads",
     "measure",
     "run_threads",
     "then_close",
@@ -126,27 +127,25 @@ def run_threads(make: Callable[[], Callable[[], int]], conns: int, meter: Meter)
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(conns)]
     for thread in threads:
         thread.start()
+    return join_threads(threads, meter)
+
+
+def join_threads(threads: list[threading.Thread], meter: Meter) -> Finish:
+    """Return a ``finish`` that stops the load and joins the (started) ``threads``."""
 
     def finish() -> None:
         meter.stop = True
         for thread in threads:
             thread.join(TIMEOUT)
             if thread.is_alive():
-                meter.fail(BenchError("a worker thread did not stop"))
+                meter.fail(BenchError(f"the thread {thread.name} did not stop"))
 
     return finish
 
 
 def join_thread(thread: threading.Thread, meter: Meter) -> Finish:
     """Return a ``finish`` that stops the load and joins ``thread``."""
-
-    def finish() -> None:
-        meter.stop = True
-        thread.join(TIMEOUT)
-        if thread.is_alive():
-            meter.fail(BenchError("the client's thread did not stop"))
-
-    return finish
+    return join_threads([thread], meter)
 
 
 def then_close(finish: Finish, *closers: Callable[[], object]) -> Finish:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import io
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from harness import (
@@ -80,6 +80,23 @@ def new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()  # type: ignore[no-any-return]
 
 
+def on_new_loop(main: Callable[[], Coroutine[Any, Any, None]], meter: Meter) -> Finish:
+    """Run ``main()`` on a new loop (uvloop if installed) in a thread; a failure ends the cell."""
+
+    def run() -> None:
+        loop = new_loop()
+        try:
+            loop.run_until_complete(main())
+        except BaseException as exc:  # reported by measure()
+            meter.fail(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return join_thread(thread, meter)
+
+
 def aiohttp_session(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:
     """aiohttp: one ``ClientSession`` (connector limit=conns), ``conns`` tasks, uvloop if any."""
     import aiohttp  # noqa: PLC0415
@@ -99,18 +116,7 @@ def aiohttp_session(url: str, scenario: Scenario, conns: int, meter: Meter) -> F
         async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
             await asyncio.gather(*(task(session, i) for i in range(conns)))
 
-    def run() -> None:
-        loop = new_loop()
-        try:
-            loop.run_until_complete(main())
-        except BaseException as exc:  # reported by the caller
-            meter.fail(exc)
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return join_thread(thread, meter)
+    return on_new_loop(main, meter)
 
 
 def _curl_handle(url: str, scenario: Scenario) -> Any:

@@ -11,13 +11,12 @@ where the library has one (pyreqwest ``max_connections``, wreq
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Final
 
-from harness import TIMEOUT, Finish, Meter, Scenario, check, join_thread, run_threads, then_close
-from peers import new_loop
+from harness import TIMEOUT, Finish, Meter, Scenario, check, run_threads, then_close
+from peers import on_new_loop
 
 __all__ = ["pyreqwest_async", "pyreqwest_sync", "wreq_async", "wreq_sync"]
 
@@ -45,18 +44,7 @@ def _async_tasks(
             if asyncio.iscoroutine(result):
                 await result
 
-    def run() -> None:
-        loop = new_loop()
-        try:
-            loop.run_until_complete(main())
-        except BaseException as exc:  # reported by the caller
-            meter.fail(exc)
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return join_thread(thread, meter)
+    return on_new_loop(main, meter)
 
 
 def pyreqwest_sync(url: str, scenario: Scenario, conns: int, meter: Meter) -> Finish:

@@ -446,6 +446,23 @@ def refused_port() -> Any:
         yield sock.getsockname()[1]
 
 
+def fill_backlog(port: int, fillers: list[socket.socket]) -> bool:
+    """Connect to loopback ``port`` until a connect hangs (its accept queue is full).
+
+    The sockets go into ``fillers`` (the caller closes them); False if 16
+    connects all completed and the backlog never filled.
+    """
+    for _ in range(16):
+        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        filler.setblocking(False)
+        fillers.append(filler)
+        filler.connect_ex(("127.0.0.1", port))
+        _, writable, _ = select.select([], [filler], [], 0.2)
+        if not writable:
+            return True  # this one hangs: the backlog is full
+    return False
+
+
 @contextlib.contextmanager
 def stalled_listener() -> Any:
     """Yield a loopback port whose connects hang: ``listen(0)`` with the backlog filled.
@@ -459,15 +476,7 @@ def stalled_listener() -> Any:
         listener.bind(("127.0.0.1", 0))
         listener.listen(0)
         port = listener.getsockname()[1]
-        for _ in range(16):
-            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            filler.setblocking(False)
-            fillers.append(filler)
-            filler.connect_ex(("127.0.0.1", port))
-            _, writable, _ = select.select([], [filler], [], 0.2)
-            if not writable:
-                break  # this one hangs: the backlog is full
-        else:
+        if not fill_backlog(port, fillers):
             pytest.skip("could not fill the listen backlog on this kernel")
         yield port
     finally:

@@ -37,7 +37,7 @@ from fusco_actor._handle import ENGINE_ENV
 from fusco_actor._loop_client import LoopClientActor
 from fusco_actor._scheduler import LOOP_ENV, get_scheduler
 from tests.helpers import on_scheduler, outcome, wait_for
-from tests.socketserver import LONG_TIMEOUT, SocketServerThread, ok, read_request
+from tests.socketserver import LONG_TIMEOUT, SocketServerThread, fill_backlog, ok, read_request
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -88,27 +88,13 @@ def test_the_loss_of_a_connection_the_actor_no_longer_holds_spares_the_one_it_ho
         client.disconnect(LONG_TIMEOUT)
 
 
-def fill_backlog(port: int) -> list[socket.socket]:
-    """Connect to ``port`` until a connect hangs (a ``listen(0)`` queue is full); return them."""
-    fillers: list[socket.socket] = []
-    for _ in range(16):
-        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        filler.setblocking(False)
-        fillers.append(filler)
-        filler.connect_ex(("127.0.0.1", port))
-        _, writable, _ = select.select([], [filler], [], 0.2)
-        if not writable:
-            return fillers
-    raise AssertionError("the backlog never filled")
-
-
 def test_a_resend_cancelled_while_its_connect_hangs_leaves_no_timer() -> None:
     fillers: list[socket.socket] = []
 
     def serve(listener: Any, server: SocketServerThread) -> None:
         first = server.accept()
         read_request(first)
-        fillers.extend(fill_backlog(server.port))  # the re-send's connect hangs
+        assert fill_backlog(server.port, fillers), "the backlog never filled"  # re-send hangs
         first.close()  # no byte of a response: the GET goes again (API.md §4)
 
     with SocketServerThread(serve, backlog=0) as server:
