@@ -3,8 +3,8 @@
 A thin layer over the public API (:func:`fusco_actor.start`,
 :meth:`fusco_actor.Client.request`, :class:`fusco_actor.Pool` and the errors);
 ``fusco get`` lives in :mod:`fusco_actor._cli_get`, ``fusco bench`` in
-:mod:`fusco_actor._cli_bench` (its load generator in :mod:`fusco_actor._bench`). Exit status: 0 when the
-command did its job (``get`` received a response, whatever its status; ``bench``
+:mod:`fusco_actor._cli_bench` (its load generator in
+:mod:`fusco_actor._bench`). Exit status: 0 when the command did its job (``get`` received a response, whatever its status; ``bench``
 got a response, whatever its status, to every request it sent), 1 with a
 one-line ``fusco: ...`` on stderr otherwise (``bench`` still prints its report
 when some requests failed), 2 for a usage error, 130 when interrupted by SIGINT
