@@ -3,13 +3,14 @@
 A thin layer over the public API (:func:`fusco_actor.start`,
 :meth:`fusco_actor.Client.request`, :class:`fusco_actor.Pool` and the errors);
 ``fusco get`` lives in :mod:`fusco_actor._cli_get`, ``fusco bench`` in
-:mod:`fusco_actor._cli_bench` (its load generator in
-:mod:`fusco_actor._bench`). Exit status: 0 when the command did its job (``get`` received a response, whatever its status; ``bench``
-got a response, whatever its status, to every request it sent), 1 with a
-one-line ``fusco: ...`` on stderr otherwise (``bench`` still prints its report
-when some requests failed), 2 for a usage error, 130 when interrupted by SIGINT
-and 143 by SIGTERM (``bench`` still prints the report of what it measured and
-stops its embedded server).
+:mod:`fusco_actor._cli_bench` (its load generator in :mod:`fusco_actor._bench`).
+
+Exit status: 0 when the command did its job (``get`` received a response,
+whatever its status; ``bench`` got a response, whatever its status, to every
+request it sent), 1 with a one-line ``fusco: ...`` on stderr otherwise
+(``bench`` still prints its report when some requests failed), 2 for a usage
+error, 130 when interrupted by SIGINT and 143 by SIGTERM (``bench`` still
+prints the report of what it measured and stops its embedded server).
 """
 
 from __future__ import annotations
