@@ -37,7 +37,7 @@ test: $(STAMP) sysdeps
 	$(PY) -m pytest
 
 run: $(STAMP)
-	$(VENV)/bin/fusco bench -d 5
+	$(VENV)/bin/fusco bench -z 5
 
 # One requirement at a time: a peer that does not install is reported as such, not fatal.
 bench: $(STAMP)

@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
+        check = getattr(args, "check", None)
+        if check is not None:  # a subcommand's checks across options: parser.error() exits 2
+            check(args)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
         return exc.code if isinstance(exc.code, int) else 2
     command = run_get if args.command == "get" else run_bench

@@ -8,15 +8,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from fusco_actor import ConnectError, RequestTimeout
-from fusco_actor._bench import (
+from fusco_actor._bench_report import MAX_ERROR_KINDS_SHOWN, format_report, summarize
+from fusco_actor._bench_stats import (
     HIGHEST_LATENCY_US,
     MAX_ERROR_KINDS_KEPT,
-    MAX_ERROR_KINDS_SHOWN,
     MAX_MESSAGE_LENGTH,
     OTHER_MESSAGES,
+    RunResult,
     Stats,
-    format_report,
-    summarize,
 )
 from fusco_actor._future import ReplyFuture
 
@@ -49,14 +48,10 @@ def report_of(
     unfinished: int = 0,
     signum: int | None = None,
 ) -> dict[str, Any]:
-    generator = SimpleNamespace(
-        stats=stats,
-        duration=duration,
-        unfinished=unfinished,
-        interrupted=signum is not None,
-        signal=signum,
+    result = RunResult(
+        stats, duration, unfinished=unfinished, interrupted=signum is not None, signal=signum
     )
-    report = summarize(generator, INFO)  # type: ignore[arg-type]
+    report = summarize(result, INFO)
     json.dumps(report)  # JSON-ready
     return report
 

@@ -311,7 +311,7 @@ def test_bench_body_size_posts_to_echo_on_the_embedded_server() -> None:
 
 
 def test_bench_for_a_duration_prints_a_text_report() -> None:
-    proc = fusco("bench", "-d", "0.5", "-c", "2")
+    proc = fusco("bench", "-z", "0.5", "-c", "2")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.decode()
     assert "(embedded server)" in out
@@ -326,7 +326,7 @@ def test_bench_draws_a_progress_line_when_stderr_is_a_tty() -> None:
     controller, terminal = pty.openpty()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "fusco_actor", "bench", "-d", "1", "-c", "2"],
+            [sys.executable, "-m", "fusco_actor", "bench", "-z", "1", "-c", "2"],
             stdout=subprocess.PIPE,
             stderr=terminal,
             timeout=RUN_TIMEOUT,
@@ -348,7 +348,7 @@ def test_bench_draws_a_progress_line_when_stderr_is_a_tty() -> None:
         if terminal >= 0:
             os.close(terminal)
     assert proc.returncode == 0
-    assert re.search(rb"\r +\d+ requests +\d+ req/s +0 errors", drawn), drawn
+    assert re.search(rb"\r +[\d.]+/1 s +\d+ requests +\d+ req/s +0 errors", drawn), drawn
     assert b"Requests/s:" in proc.stdout
 
 
@@ -379,7 +379,8 @@ def test_bench_with_failed_requests_exits_one_and_reports_each_error_with_its_me
     assert report["success_rate"] == 0.0
     # Errors are not responses: no rate of them, and no latency to speak of.
     assert report["requests_per_sec"] == 0.0
-    assert report["latency"] == dict.fromkeys(("min", "mean", "p50", "p90", "p99", "p99.9", "max"))
+    keys = ("min", "mean", "p50", "p75", "p90", "p99", "p99.9", "p99.99", "max")
+    assert report["latency"] == dict.fromkeys(keys)
     assert proc.stderr.decode().splitlines()[-1] == "fusco: 20 of 20 requests failed"
 
 
@@ -419,7 +420,7 @@ def test_bench_timeouts_are_errors_not_responses(embedded_server: EmbeddedServer
 def test_bench_stopped_by_a_signal_reports_stops_its_server_and_exits_128_plus_signal(
     signum: signal.Signals, returncode: int
 ) -> None:
-    with bench_run("-d", "30", "-c", "4") as run:
+    with bench_run("-z", "30", "-c", "4") as run:
         assert "embedded server at http://127.0.0.1:" in run.wait_announcement()
         server = run.find_server()
         run.proc.send_signal(signum)
@@ -435,7 +436,7 @@ def test_bench_stopped_by_a_signal_reports_stops_its_server_and_exits_128_plus_s
 
 @needs_proc
 def test_bench_sigterm_json_report_names_the_signal() -> None:
-    with bench_run("-d", "30", "-c", "2", "--json") as run:
+    with bench_run("-z", "30", "-c", "2", "--json") as run:
         run.wait_announcement()
         server = run.find_server()
         run.proc.send_signal(signal.SIGTERM)
@@ -452,7 +453,7 @@ def test_bench_sigterm_reports_requests_still_in_flight_as_unfinished(
     embedded_server: EmbeddedServer,
 ) -> None:
     url = embedded_server.url + "/delay/30"
-    with bench_run(url, "-d", "30", "-c", "2", "--timeout", "60", "--json") as run:
+    with bench_run(url, "-z", "30", "-c", "2", "--timeout", "60", "--json") as run:
         assert url in run.wait_announcement()
         run.proc.send_signal(signal.SIGTERM)
         status, out = run.finish(SIGINT_EXIT_TIMEOUT + 5)  # the grace period is 2 s
@@ -465,7 +466,7 @@ def test_bench_sigterm_reports_requests_still_in_flight_as_unfinished(
 
 @needs_proc
 def test_bench_killed_leaves_no_embedded_server_behind() -> None:
-    with bench_run("-d", "30", "-c", "2") as run:
+    with bench_run("-z", "30", "-c", "2") as run:
         run.wait_announcement()
         server = run.find_server()
         run.proc.kill()  # SIGKILL: bench cannot clean up; the server must notice by itself
@@ -481,9 +482,9 @@ def test_bench_killed_leaves_no_embedded_server_behind() -> None:
     [
         ["bench", "-n", "-5"],
         ["bench", "-c", "0"],
-        ["bench", "-d", "0"],
+        ["bench", "-z", "0"],
         ["bench", "--pipeline", "0"],
-        ["bench", "-n", "10", "-d", "1"],
+        ["bench", "-n", "10", "-z", "1"],
         ["bench", "ftp://127.0.0.1/"],
         ["frobnicate"],
         ["get"],

@@ -1,0 +1,485 @@
+"""What a ``fusco bench`` run measured: HDR histograms overall and per second, counts, errors.
+
+Theory of operation
+-------------------
+:class:`Stats` is filled by one thread (the load generator's main thread)
+from batches of ``(start_ns, end_ns, outcome)``: ``outcome`` is a resolved
+future or what ``Pool.request`` raised. A *response* is an exchange that
+produced a :class:`~fusco_actor.Response`, whatever its status; an *error*
+is a request that raised instead, counted by ``(type, message)`` and not
+timed. Latencies go into an HDR histogram in microseconds (1 us to one hour,
+3 significant digits).
+
+Per second: every completion falls in the second of its ``end_ns`` counted
+from ``origin_ns`` (second 0 is ``[0, 1)`` s after it); each second keeps its
+responses, errors, bytes and an HDR histogram of its own. A live histogram
+takes about 230 KiB, so once a second is two seconds old it is *sealed*: its
+histogram is encoded (hdrh's compressed V2 format, a few KiB) and its p50 and
+p99 computed; a late result reopens it. Requests *sent* per second are
+counted by the generator (:meth:`Stats.count_sent`), since a request may
+never complete.
+
+Worker processes send :meth:`Stats.snapshot` (plain values and encoded
+histograms) to the parent, which adds them with :meth:`Stats.merge`: the
+histograms share their parameters, so adding them is exact — the merged
+counts are the sums of the parts, bucket by bucket.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from fusco_actor._future import ReplyFuture
+    from fusco_actor._response import Response
+
+    Outcome: TypeAlias = "ReplyFuture[Response] | Exception"
+
+__all__ = [
+    "DEFAULT_PERCENTILES",
+    "HIGHEST_LATENCY_US",
+    "MAX_ERROR_KINDS_KEPT",
+    "MAX_MESSAGE_LENGTH",
+    "NS",
+    "OTHER_MESSAGES",
+    "SERIES_PERCENTILES",
+    "Stats",
+    "error_key",
+    "percentile_key",
+    "values_at_percentiles",
+]
+
+NS: Final = 1_000_000_000  # nanoseconds per second
+DEFAULT_PERCENTILES: Final = (50.0, 75.0, 90.0, 99.0, 99.9, 99.99)
+SERIES_PERCENTILES: Final = (50.0, 99.0)  # of each second in the time series
+HIGHEST_LATENCY_US: Final = 3_600_000_000  # one hour, in microseconds
+SIGNIFICANT_DIGITS: Final = 3
+# With 3 significant digits the histogram keeps values below 2048 exactly; above,
+# one bit of precision less per doubling. Values it cannot tell apart are counted
+# together before they are recorded.
+EXACT_BITS: Final = 11
+EXACT_BELOW_US: Final = 1 << EXACT_BITS
+TICKS_PER_HALF_DISTANCE: Final = 5  # of the percentile spectrum, as wrk2 prints it
+SEAL_AGE: Final = 2  # seconds behind the newest before a second's histogram is encoded
+MAX_ERROR_KINDS_KEPT: Final = 1000  # distinct pairs counted apart; later ones pooled by type
+MAX_MESSAGE_LENGTH: Final = 300  # characters of an error message kept
+OTHER_MESSAGES: Final = "(other messages)"  # the message of pooled errors
+
+
+def error_key(exc: BaseException) -> tuple[str, str]:
+    """Return ``(type name, message)`` for an error, the message on one line.
+
+    The message is whitespace-collapsed and cut to ``MAX_MESSAGE_LENGTH``
+    characters (ending with ``...`` when cut).
+    """
+    message = " ".join(str(exc).split())
+    if len(message) > MAX_MESSAGE_LENGTH:
+        message = message[: MAX_MESSAGE_LENGTH - 3] + "..."
+    return type(exc).__name__, message
+
+
+def percentile_key(percentile: float) -> str:
+    """Return the report's key for a percentile: ``p50``, ``p99.9``, ``p99.99``."""
+    text = f"{percentile:.6f}".rstrip("0").rstrip(".")
+    return f"p{text}"
+
+
+def new_histogram() -> HdrHistogram:
+    """Return an empty latency histogram (microseconds, 1 us to one hour, 3 digits)."""
+    return HdrHistogram(1, HIGHEST_LATENCY_US, SIGNIFICANT_DIGITS)
+
+
+def values_at_percentiles(hist: HdrHistogram, percentiles: Sequence[float]) -> list[int]:
+    """Return hdrh's ``get_value_at_percentile`` for each percentile, in one pass.
+
+    hdrh walks the counts array in Python for every percentile (about 10 ms
+    each); a cumulative sum and a bisection give the same values faster.
+    With nothing recorded every value is 0.
+    """
+    if hist.get_total_count() == 0:
+        return [0] * len(percentiles)
+    cumulative = list(itertools.accumulate(hist.counts))
+    out = []
+    for percentile in percentiles:
+        index = bisect.bisect_left(cumulative, hist.get_target_count_at_percentile(percentile))
+        value = hist.get_value_from_index(min(index, len(cumulative) - 1))
+        if percentile:
+            out.append(hist.get_highest_equivalent_value(value))
+        else:
+            out.append(hist.get_lowest_equivalent_value(value))
+    return out
+
+
+class _Second:
+    """One second of completions: counts and a latency histogram (live or encoded)."""
+
+    __slots__ = ("bytes", "encoded", "errors", "hist", "quantiles", "responses")
+
+    def __init__(self) -> None:
+        self.responses = 0
+        self.errors = 0
+        self.bytes = 0
+        self.hist: HdrHistogram | None = None  # live: results may still come
+        self.encoded: str | None = None  # sealed and had responses
+        self.quantiles: list[int] | None = None  # SERIES_PERCENTILES (us) once sealed
+
+    def histogram(self) -> HdrHistogram:
+        """Return the live histogram, reopening a sealed one."""
+        if self.hist is None:
+            self.hist = new_histogram()
+            if self.encoded is not None:
+                self.hist.decode_and_add(self.encoded)
+            self.encoded = self.quantiles = None
+        return self.hist
+
+    def seal(self) -> None:
+        """Encode the histogram and keep only its series percentiles."""
+        hist = self.hist
+        if hist is None:
+            return
+        self.hist = None
+        if hist.get_total_count():
+            self.encoded = hist.encode()
+            self.quantiles = values_at_percentiles(hist, SERIES_PERCENTILES)
+
+    def series_values(self) -> list[float | None]:
+        """Return this second's p50 and p99 in seconds, None without responses."""
+        if self.hist is not None:
+            self.seal()
+        if self.quantiles is None:
+            return [None] * len(SERIES_PERCENTILES)
+        return [micros / 1e6 for micros in self.quantiles]
+
+
+class Stats:
+    """What a benchmark run produced; filled by one thread only.
+
+    Args:
+        origin_ns: the ``time.monotonic_ns()`` of second 0 of the time series.
+    """
+
+    def __init__(self, origin_ns: int = 0) -> None:
+        """Start with nothing recorded."""
+        self.origin_ns = origin_ns
+        self.histogram = new_histogram()
+        self.responses = 0
+        self.bytes = 0
+        self.status: Counter[int] = Counter()
+        self.errors: Counter[tuple[str, str]] = Counter()  # by (type name, message)
+        self.error_count = 0
+        self.last_ns: int | None = None  # the latest completion, monotonic ns
+        self.sent: list[int] = []  # requests sent during each second
+        self._seconds: dict[int, _Second] = {}
+        self._live: set[int] = set()
+
+    @property
+    def requests(self) -> int:
+        """Return how many requests completed, with a response or an error."""
+        return self.responses + self.error_count
+
+    def count_sent(self, sent: Sequence[int]) -> None:
+        """Add requests sent per second (index 0 = second 0) to what is counted."""
+        mine = self.sent
+        if len(mine) < len(sent):
+            mine.extend([0] * (len(sent) - len(mine)))
+        for second, n in enumerate(sent):
+            mine[second] += n
+
+    def add(self, start_ns: int, end_ns: int, outcome: Outcome) -> None:
+        """Record one completed request: its resolved future, or what ``Pool.request`` raised.
+
+        A future that yields a response (any status) counts as a response: its
+        latency ``end_ns - start_ns`` (``time.monotonic_ns`` values) goes into
+        the histograms in microseconds. Anything raised counts as an error
+        under :func:`error_key`, not timed; past ``MAX_ERROR_KINDS_KEPT``
+        distinct keys, new messages are pooled under ``OTHER_MESSAGES``.
+        """
+        self.add_all(((start_ns, end_ns, outcome),))
+
+    def add_all(self, results: Iterable[tuple[int, int, Outcome]]) -> int:
+        """Record many completed requests as :meth:`add` does; return how many.
+
+        Latencies are counted per microsecond value first, then each distinct
+        value goes into each histogram once with its count: a drain of
+        thousands of responses costs a few hundred histogram updates.
+        """
+        origin, seconds = self.origin_ns, self._seconds
+        latencies: dict[int, dict[int, int]] = {}  # second -> microseconds -> count
+        status: dict[int, int] = {}
+        last = self.last_ns
+        n = responses = size = 0
+        current = -1
+        second = _Second()
+        lat: dict[int, int] = {}
+        for start_ns, end_ns, outcome in results:
+            n += 1
+            if last is None or end_ns > last:
+                last = end_ns
+            index = (end_ns - origin) // NS
+            if index != current:
+                current = index = max(index, 0)
+                second = seconds.get(index) or seconds.setdefault(index, _Second())
+                lat = latencies.setdefault(index, {})
+            try:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                response = outcome.get()
+            except Exception as exc:  # every failure is data here, counted by type and message
+                self._count_error(error_key(exc), 1)
+                second.errors += 1
+                continue
+            responses += 1
+            size += response.size
+            second.responses += 1
+            second.bytes += response.size
+            code = response.status
+            status[code] = status.get(code, 0) + 1
+            micros = (end_ns - start_ns) // 1000
+            if micros < 1:
+                micros = 1
+            elif micros >= EXACT_BELOW_US:  # the histogram's bucket: same counts, fewer keys
+                micros = min(micros, HIGHEST_LATENCY_US)
+                shift = micros.bit_length() - EXACT_BITS
+                micros = micros >> shift << shift
+            lat[micros] = lat.get(micros, 0) + 1
+        self.last_ns = last
+        self.responses += responses
+        self.bytes += size
+        self.status.update(status)
+        record = self.histogram.record_value
+        for index, values in latencies.items():
+            if not values:
+                continue
+            self._live.add(index)
+            record_second = seconds[index].histogram().record_value
+            for micros, count in values.items():
+                record(micros, count)
+                record_second(micros, count)
+        if latencies:
+            self._seal_older_than(max(latencies) - SEAL_AGE + 1)
+        return n
+
+    def _seal_older_than(self, second: int) -> None:
+        for index in [i for i in self._live if i < second]:
+            self._live.discard(index)
+            self._seconds[index].seal()
+
+    def _count_error(self, key: tuple[str, str], count: int) -> None:
+        if key not in self.errors and len(self.errors) >= MAX_ERROR_KINDS_KEPT:
+            key = (key[0], OTHER_MESSAGES)  # bounded memory for ever-new messages
+        self.errors[key] += count
+        self.error_count += count
+
+    # -- reading -------------------------------------------------------------------
+
+    def latency(self, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> dict[str, float | None]:
+        """Return min, mean, the percentiles (``p50``...) and max of the latency, in seconds.
+
+        Errors are not timed. With no response at all every value is None.
+        """
+        hist = self.histogram
+        keys = [percentile_key(p) for p in percentiles]
+        if hist.get_total_count() == 0:
+            return dict.fromkeys(("min", "mean", *keys, "max"))
+        out: dict[str, float | None] = {
+            "min": hist.get_min_value() / 1e6,
+            "mean": hist.get_mean_value() / 1e6,
+        }
+        for key, micros in zip(keys, values_at_percentiles(hist, percentiles)):
+            out[key] = micros / 1e6
+        out["max"] = hist.get_max_value() / 1e6
+        return out
+
+    def spectrum(self) -> list[dict[str, Any]]:
+        """Return the HDR percentile spectrum as wrk2 prints it, ending at 100.
+
+        One ``{"percentile": float (0-100), "latency": seconds, "count":
+        responses at or below that latency}`` per step of hdrh's percentile
+        iteration with 5 ticks per half distance; empty without responses.
+        """
+        return [
+            {
+                "percentile": step.percentile_level_iterated_to,
+                "latency": step.value_iterated_to / 1e6,
+                "count": step.total_count_to_this_value,
+            }
+            for step in self.histogram.get_percentile_iterator(TICKS_PER_HALF_DISTANCE)
+        ]
+
+    def timeseries(self) -> list[dict[str, Any]]:
+        """Return one entry per second from second 0 to the last with any activity.
+
+        Each is ``{"second", "requests" (sent during it), "responses",
+        "errors", "bytes" (of the responses completed during it), "p50",
+        "p99"}``: latencies in seconds of the responses completed during
+        it, None when there were none.
+        """
+        last = max([len(self.sent) - 1, *self._seconds])
+        empty = _Second()
+        series = []
+        for index in range(last + 1):
+            second = self._seconds.get(index, empty)
+            p50, p99 = second.series_values()
+            series.append(
+                {
+                    "second": index,
+                    "requests": self.sent[index] if index < len(self.sent) else 0,
+                    "responses": second.responses,
+                    "errors": second.errors,
+                    "bytes": second.bytes,
+                    "p50": p50,
+                    "p99": p99,
+                }
+            )
+        self._live.clear()
+        return series
+
+    # -- between processes ---------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return everything recorded as plain values, histograms encoded (to pickle or JSON)."""
+        for index in self._live:
+            self._seconds[index].seal()
+        self._live.clear()
+        return {
+            "origin_ns": self.origin_ns,
+            "histogram": self.histogram.encode(),
+            "responses": self.responses,
+            "bytes": self.bytes,
+            "status": dict(self.status),
+            "errors": [[kind, message, n] for (kind, message), n in self.errors.items()],
+            "error_count": self.error_count,
+            "last_ns": self.last_ns,
+            "sent": list(self.sent),
+            "seconds": {
+                index: [s.responses, s.errors, s.bytes, s.encoded]
+                for index, s in self._seconds.items()
+            },
+        }
+
+    def merge(self, snapshots: Iterable[dict[str, Any]]) -> None:
+        """Add the snapshots of other :class:`Stats` with the same origin to this one.
+
+        Exact: every count, and every histogram bucket by bucket, is the sum
+        of the parts. The error kinds follow the ``MAX_ERROR_KINDS_KEPT`` rule.
+        """
+        parts = list(snapshots)
+        by_second: dict[int, list[list[Any]]] = {}
+        for part in parts:
+            self.histogram.decode_and_add(part["histogram"])
+            self.responses += part["responses"]
+            self.bytes += part["bytes"]
+            self.status.update({int(code): n for code, n in part["status"].items()})
+            for kind, message, n in part["errors"]:
+                self._count_error((kind, message), n)
+            if part["last_ns"] is not None:
+                self.last_ns = max(self.last_ns or part["last_ns"], part["last_ns"])
+            self.count_sent(part["sent"])
+            for index, entry in part["seconds"].items():
+                by_second.setdefault(int(index), []).append(entry)
+        for index, entries in sorted(by_second.items()):  # one live histogram at a time
+            second = self._seconds.get(index) or self._seconds.setdefault(index, _Second())
+            for responses, errors, size, encoded in entries:
+                second.responses += responses
+                second.errors += errors
+                second.bytes += size
+                if encoded is not None:
+                    second.histogram().decode_and_add(encoded)
+            second.seal()
+            self._live.discard(index)
+
+
+class RunResult:
+    """A finished run: its :class:`Stats` and how the load went.
+
+    Attributes:
+        stats: what was measured.
+        duration: seconds from the start to the last completion (or the stop).
+        unfinished: requests sent that had no outcome within the grace period.
+        interrupted: a stop signal (SIGINT, SIGTERM) ended the run early.
+        signal: the number of that signal, or None.
+        model: ``"closed"`` (connections kept busy) or ``"open"`` (a constant rate).
+        target_rate: requests per second asked for (open model), else None.
+        sent: requests sent in all.
+        send_period: seconds during which requests were being sent.
+        max_lag: seconds the open model's pacer was at most behind its schedule.
+        workers: processes whose results this is.
+    """
+
+    FIELDS: Final = (
+        "duration", "unfinished", "interrupted", "signal", "model", "target_rate",
+        "sent", "send_period", "max_lag", "workers",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        stats: Stats,
+        duration: float,
+        unfinished: int = 0,
+        interrupted: bool = False,
+        signal: int | None = None,
+        model: str = "closed",
+        target_rate: float | None = None,
+        sent: int | None = None,
+        send_period: float | None = None,
+        max_lag: float = 0.0,
+        workers: int = 1,
+    ) -> None:
+        """Keep the values; ``sent`` defaults to completed + unfinished, ``send_period`` to ``duration``."""
+        self.stats = stats
+        self.duration = duration
+        self.unfinished = unfinished
+        self.interrupted = interrupted
+        self.signal = signal
+        self.model = model
+        self.target_rate = target_rate
+        self.sent = stats.requests + unfinished if sent is None else sent
+        self.send_period = duration if send_period is None else send_period
+        self.max_lag = max_lag
+        self.workers = workers
+
+    @property
+    def achieved_rate(self) -> float:
+        """Return requests sent per second while sending."""
+        return self.sent / self.send_period if self.send_period > 0 else 0.0
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return the result as plain values (the stats as :meth:`Stats.snapshot`)."""
+        wire = {name: getattr(self, name) for name in self.FIELDS}
+        wire["stats"] = self.stats.snapshot()
+        return wire
+
+    @classmethod
+    def merge(cls, parts: Sequence[dict[str, Any]], origin_ns: int) -> RunResult:
+        """Return one result of the :meth:`to_wire` forms of workers that shared ``origin_ns``.
+
+        Counts, histograms, ``sent`` and ``unfinished`` add up; ``duration``,
+        ``send_period`` and ``max_lag`` are the largest of the parts (the
+        workers started together); the target rates add up; the first
+        signal found is kept.
+        """
+        stats = Stats(origin_ns)
+        stats.merge(part["stats"] for part in parts)
+        targets = [part["target_rate"] for part in parts if part["target_rate"] is not None]
+        signals = [part["signal"] for part in parts if part["signal"] is not None]
+        return cls(
+            stats,
+            duration=max((part["duration"] for part in parts), default=0.0),
+            unfinished=sum(part["unfinished"] for part in parts),
+            interrupted=any(part["interrupted"] for part in parts),
+            signal=signals[0] if signals else None,
+            model=parts[0]["model"] if parts else "closed",
+            target_rate=sum(targets) if targets else None,
+            sent=sum(part["sent"] for part in parts),
+            send_period=max((part["send_period"] for part in parts), default=0.0),
+            max_lag=max((part["max_lag"] for part in parts), default=0.0),
+            workers=len(parts),
+        )
