@@ -147,7 +147,7 @@ class _Second:
             return
         self.hist = None
         if hist.get_total_count():
-            self.encoded = hist.encode()
+            self.encoded = hist.encode().decode("ascii")
             self.quantiles = values_at_percentiles(hist, SERIES_PERCENTILES)
 
     def series_values(self) -> list[float | None]:
@@ -351,7 +351,7 @@ class Stats:
         self._live.clear()
         return {
             "origin_ns": self.origin_ns,
-            "histogram": self.histogram.encode(),
+            "histogram": self.histogram.encode().decode("ascii"),
             "responses": self.responses,
             "bytes": self.bytes,
             "status": dict(self.status),

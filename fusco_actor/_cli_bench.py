@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import math
 import os
@@ -224,8 +223,13 @@ def _check_html(path: str | None) -> None:
     """Fail before the run when the HTML report could not be written."""
     if path is None:
         return
-    if importlib.util.find_spec(HTML_MODULE) is None:
-        raise Failure(ModuleNotFoundError(f"--html needs {HTML_MODULE}, which is missing"))
+    try:
+        importlib.import_module(HTML_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != HTML_MODULE:
+            raise
+        missing = ModuleNotFoundError(f"--html needs {HTML_MODULE}, which is missing")
+        raise Failure(missing) from exc
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise Failure(PermissionError(f"--html: cannot write {path!r}: no such folder or not writable"))
