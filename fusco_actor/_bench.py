@@ -2,30 +2,21 @@
 
 Theory of operation
 -------------------
-A :class:`LoadGenerator` sends requests from other threads and keeps its
-*main thread* (the one that called :meth:`LoadGenerator.run`) for the rest:
-ten times a second it drains the completed requests, queued by their
-done-callbacks as ``(start_ns, end_ns, outcome)``, into
-:class:`~fusco_actor._bench_stats.Stats`, and reports progress. Times are
-``time.monotonic_ns()``, which on Linux is CLOCK_MONOTONIC and so shared by
-every process: worker processes start at one instant.
+A :class:`LoadGenerator` sends from other threads and keeps its *main
+thread* (the caller of :meth:`LoadGenerator.run`) for the rest: ten times a
+second it drains the completions, queued by done-callbacks as ``(start_ns,
+end_ns, outcome)``, into :class:`~fusco_actor._bench_stats.Stats`, and
+reports progress. Times are ``time.monotonic_ns()``: CLOCK_MONOTONIC on
+Linux, shared by every process, so that workers start at one instant.
 
-Two load models:
-
-- *closed* (:class:`ClosedLoad`, wrk's and hey's): ``connections x
-  pipeline`` requests are kept outstanding, one per *lane*; each completion
-  sends the lane's next request, in the resolving actor's thread. Latency
-  runs from the actual send. When the server stalls, the load stops with it,
-  so a stall is seen by only the few requests in flight (coordinated
-  omission).
-- *open* (:class:`fusco_actor._bench_open.OpenLoad`, wrk2's): requests are
-  sent at a constant rate whatever the server does, and latency runs from
-  each request's *intended* send time.
-
-Why callbacks: against the embedded server (same process, 2 cores) they gave
-1.2 to 2 times the requests per second of one blocking worker thread per
-connection, since no extra thread has to wake up between two responses, and
-fewer threads fight over the GIL.
+The *closed* model (:class:`ClosedLoad`, as wrk and hey) keeps ``connections
+x pipeline`` requests outstanding, one per *lane*; each completion sends the
+lane's next request in the resolving actor's thread, and latency runs from
+the actual send. When the server stalls the load stops with it, so only the
+few requests in flight see the stall (coordinated omission). The *open*
+model is :class:`fusco_actor._bench_open.OpenLoad`. Callbacks gave 1.2 to 2
+times the requests per second of a blocking thread per connection: no extra
+thread wakes up between two responses, and fewer threads fight over the GIL.
 
 Stopping: when the request count is reached, the duration has passed, or
 SIGINT, SIGTERM or :meth:`LoadGenerator.stop` arrives, sending stops under
@@ -47,7 +38,8 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from fusco_actor._bench_stats import NS, RunResult, Stats
+from fusco_actor._bench_result import RunResult
+from fusco_actor._bench_stats import NS, Stats
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -103,14 +95,14 @@ class Progress(NamedTuple):
 
     ``at_ns`` is ``time.monotonic_ns()`` when taken; ``elapsed`` seconds since
     the start; ``duration`` the planned seconds (None for a count);
-    ``count`` the planned requests (None for a duration); ``completed``,
+    ``planned`` the planned requests (None for a duration); ``completed``,
     ``responses`` and ``errors`` so far; ``target_rate`` asked (open model).
     """
 
     at_ns: int
     elapsed: float
     duration: float | None
-    count: int | None
+    planned: int | None
     completed: int
     responses: int
     errors: int
@@ -202,9 +194,6 @@ class LoadGenerator:
     def _record(self, start_ns: int, outcome: Outcome) -> None:
         """Queue a completion for the main thread (any thread)."""
         self._results.append((start_ns, time.monotonic_ns(), outcome))
-
-    def _on_done(self, start_ns: int, future: ReplyFuture[Response]) -> None:
-        self._results.append((start_ns, time.monotonic_ns(), future))
 
     # -- main thread -------------------------------------------------------------------
 
@@ -325,12 +314,9 @@ class LoadGenerator:
         if self._progress is None:
             return
         stats = self.stats
-        self._progress(
-            Progress(
-                now, (now - self._origin) / NS, self._duration, self._count,
-                stats.requests, stats.responses, stats.error_count, self.target_rate,
-            )  # fmt: skip
-        )
+        elapsed = (now - self._origin) / NS
+        done = (stats.requests, stats.responses, stats.error_count)
+        self._progress(Progress(now, elapsed, self._duration, self._count, *done, self.target_rate))
 
 
 class ClosedLoad(LoadGenerator):

@@ -133,8 +133,7 @@ class OpenLoad(LoadGenerator):
                 self._issued += 1
                 self._count_sent(now)
             self._next += 1
-            if now - intended > self._max_lag_ns:
-                self._max_lag_ns = now - intended
+            self._max_lag_ns = max(self._max_lag_ns, now - intended)
             self._send_one(intended)
         last = self._origin + int(self._first + (self._next - 1) * self._step)
         self._send_end_ns = max(time.monotonic_ns(), last + int(self._step))
@@ -150,7 +149,7 @@ class OpenLoad(LoadGenerator):
             self._record(intended, future)
         else:
             self._inflight.append(future)
-            future.add_done_callback(partial(self._on_done, intended))
+            future.add_done_callback(partial(self._record, intended))
 
     def _pace_in_thread(self) -> None:
         """Sleep until each request is due and send it (the pacer thread)."""

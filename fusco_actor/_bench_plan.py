@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from fusco_actor._bench import Progress
-    from fusco_actor._bench_stats import RunResult
+    from fusco_actor._bench_result import RunResult
 
 __all__ = ["Plan", "PlannedRun"]
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from fusco_actor._bench import Progress
-    from fusco_actor._bench_stats import RunResult
+    from fusco_actor._bench_result import RunResult
 
 __all__ = [
     "KEPT_UP_SHARE",
@@ -251,7 +251,7 @@ class ProgressLine:
         if progress.duration is not None:
             where = f"{progress.elapsed:6.1f}/{progress.duration:g} s {progress.completed:>10}"
         else:
-            where = f"{progress.elapsed:6.1f} s {progress.completed:>10}/{progress.count}"
+            where = f"{progress.elapsed:6.1f} s {progress.completed:>10}/{progress.planned}"
         line = f"{where} requests {rate:>8.0f} req/s {progress.errors:>7} errors"
         if progress.target_rate is not None:
             line += f"  (target {progress.target_rate:g} req/s)"

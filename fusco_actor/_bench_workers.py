@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fusco_actor._bench import PROGRESS_INTERVAL, STOP_SIGNALS, Progress
 from fusco_actor._bench_plan import Plan, PlannedRun
-from fusco_actor._bench_stats import NS, RunResult
+from fusco_actor._bench_result import RunResult
+from fusco_actor._bench_stats import NS
 from fusco_actor._cli_common import Failure, error_line
 
 if TYPE_CHECKING:
@@ -176,10 +177,8 @@ class _Parent:
 
     def send_all(self, message: tuple[Any, ...]) -> None:
         for conn in self.conns:
-            try:
+            with contextlib.suppress(OSError):  # that worker is gone; receive() says so
                 conn.send(message)
-            except OSError:  # that worker is gone; receive() says so
-                pass
 
     def on_signal(self, signum: int, frame: Any) -> None:
         if self.signal is None:
@@ -212,10 +211,10 @@ class _Parent:
         parts = list(self.progress.values())
         now = time.monotonic_ns()
         first = parts[0]
-        count = None if first.count is None else sum(p.count or 0 for p in parts)
+        planned = None if first.planned is None else sum(p.planned or 0 for p in parts)
         target = None if first.target_rate is None else sum(p.target_rate or 0 for p in parts)
         return Progress(
-            now, (now - start_ns) / NS, first.duration, count,
+            now, (now - start_ns) / NS, first.duration, planned,
             sum(p.completed for p in parts), sum(p.responses for p in parts),
             sum(p.errors for p in parts), target,
         )  # fmt: skip
@@ -267,8 +266,8 @@ def run_workers(
             on_started()
         parent.collect(progress, start_ns)
     finally:
-        for signum, previous in restore.items():
-            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        for number, previous in restore.items():
+            signal.signal(number, signal.SIG_DFL if previous is None else previous)
         parent.close()
     result = RunResult.merge([parent.results[i] for i in range(workers)], start_ns)
     if parent.signal is not None:
@@ -276,4 +275,3 @@ def run_workers(
     if plan.rate is not None:
         result.target_rate = plan.rate
     return result
-

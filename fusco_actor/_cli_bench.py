@@ -102,41 +102,95 @@ def add_bench_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "the embedded local server and measure against it.",
     )  # fmt: skip
     add = bench.add_argument
-    add("url", type=url_argument, nargs="?", metavar="URL", help="target (default: embedded server)")
-    add("-c", "--connections", type=positive_int, default=DEFAULT_CONNECTIONS, metavar="N",
-        help=f"pool size: concurrent connections (default: {DEFAULT_CONNECTIONS})")  # fmt: skip
+    add(
+        "url", type=url_argument, nargs="?", metavar="URL", help="target (default: embedded server)"
+    )
+    add(
+        "-c",
+        "--connections",
+        type=positive_int,
+        default=DEFAULT_CONNECTIONS,
+        metavar="N",
+        help=f"pool size: concurrent connections (default: {DEFAULT_CONNECTIONS})",
+    )
     amount = bench.add_mutually_exclusive_group()
-    amount.add_argument("-n", "--requests", type=positive_int, metavar="N",
-                        help="send N requests in all")  # fmt: skip
-    amount.add_argument("-z", "--duration", type=duration_argument, metavar="DURATION",
-                        help=f"send for DURATION: 10, 10s, 500ms, 2m (default: "
-                        f"{DEFAULT_DURATION:g} s when -n is not given)")  # fmt: skip
-    add("-R", "--rate", type=rate_argument, metavar="RPS",
-        help="open model: send RPS requests per second (default: closed model)")  # fmt: skip
-    add("-m", "--method", dest="method", metavar="METHOD",
-        help="request method, as -X (default: GET, or POST with a body)")  # fmt: skip
+    amount.add_argument(
+        "-n", "--requests", type=positive_int, metavar="N", help="send N requests in all"
+    )
+    amount.add_argument(
+        "-z",
+        "--duration",
+        type=duration_argument,
+        metavar="DURATION",
+        help=f"send for DURATION: 10, 10s, 500ms, 2m (default: "
+        f"{DEFAULT_DURATION:g} s when -n is not given)",
+    )
+    add(
+        "-R",
+        "--rate",
+        type=rate_argument,
+        metavar="RPS",
+        help="open model: send RPS requests per second (default: closed model)",
+    )
+    add(
+        "-m",
+        "--method",
+        dest="method",
+        metavar="METHOD",
+        help="request method, as -X (default: GET, or POST with a body)",
+    )
     body = bench.add_mutually_exclusive_group()
-    body.add_argument("-d", "--data", metavar="DATA|@FILE",
-                      help="request body: DATA, or the contents of FILE")  # fmt: skip
-    body.add_argument("-D", "--data-file", metavar="FILE",
-                      help="request body from FILE (also @FILE; - = stdin)")  # fmt: skip
-    body.add_argument("--body-size", type=non_negative_int, metavar="BYTES",
-                      help="a body of BYTES (to POST /echo on the embedded server)")  # fmt: skip
+    body.add_argument(
+        "-d", "--data", metavar="DATA|@FILE", help="request body: DATA, or the contents of FILE"
+    )
+    body.add_argument(
+        "-D", "--data-file", metavar="FILE", help="request body from FILE (also @FILE; - = stdin)"
+    )
+    body.add_argument(
+        "--body-size",
+        type=non_negative_int,
+        metavar="BYTES",
+        help="a body of BYTES (to POST /echo on the embedded server)",
+    )
     add("-T", "--content-type", metavar="TYPE", help="Content-Type header of the requests")
-    add("--disable-keepalive", action="store_true",
-        help="a new connection for every request (sends Connection: close)")  # fmt: skip
-    add("--pipeline", type=positive_int, default=1, metavar="N",
-        help="requests in flight per connection (the client's pipeline option; default: 1)")  # fmt: skip
-    add("--workers", type=positive_int, default=1, metavar="N",
-        help="run N processes that share connections, rate and count (default: 1)")  # fmt: skip
-    add("--percentiles", type=percentiles_argument, default=DEFAULT_PERCENTILES, metavar="LIST",
-        help="latency percentiles to report (default: 50,75,90,99,99.9,99.99; max always)")  # fmt: skip
+    add(
+        "--disable-keepalive",
+        action="store_true",
+        help="a new connection for every request (sends Connection: close)",
+    )
+    add(
+        "--pipeline",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="requests in flight per connection (the client's pipeline option; default: 1)",
+    )
+    add(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run N processes that share connections, rate and count (default: 1)",
+    )
+    add(
+        "--percentiles",
+        type=percentiles_argument,
+        default=DEFAULT_PERCENTILES,
+        metavar="LIST",
+        help="latency percentiles to report (default: 50,75,90,99,99.9,99.99; max always)",
+    )
     add("--spectrum", action="store_true", help="add the HDR percentile spectrum to the text")
     output = bench.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true",
-                        help="print the report as one JSON object (with the time series)")  # fmt: skip
-    output.add_argument("--csv", action="store_true",
-                        help="print the per-second time series as CSV instead of the report")  # fmt: skip
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as one JSON object (with the time series)",
+    )
+    output.add_argument(
+        "--csv",
+        action="store_true",
+        help="print the per-second time series as CSV instead of the report",
+    )
     add("--html", metavar="FILE", help="also write the report with charts to FILE")
     bench.set_defaults(check=partial(_check, bench))
 
@@ -187,7 +241,8 @@ def run_bench(args: argparse.Namespace) -> int:
 def _read(path: str) -> bytes:
     """Return the contents of ``path`` (``-``: stdin)."""
     if path == "-":
-        return sys.stdin.buffer.read()
+        data: bytes = sys.stdin.buffer.read()
+        return data
     try:
         with open(path, "rb") as file:
             return file.read()
@@ -202,7 +257,7 @@ def _body(args: argparse.Namespace) -> bytes | None:
     if args.data_file is not None:
         return _read(args.data_file.removeprefix("@"))
     if args.body_size is not None:
-        return b"x" * args.body_size
+        return b"x" * int(args.body_size)
     return None
 
 
@@ -232,7 +287,8 @@ def _check_html(path: str | None) -> None:
         raise Failure(missing) from exc
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise Failure(PermissionError(f"--html: cannot write {path!r}: no such folder or not writable"))
+        problem = f"--html: cannot write {path!r}: no such folder, or not writable"
+        raise Failure(PermissionError(problem))
 
 
 def _write_html(path: str, report: dict[str, Any]) -> None:
@@ -276,13 +332,14 @@ def _bench(args: argparse.Namespace) -> int:
         }
         announcement = _announcement(args, url if server is None else f"embedded server at {url}")
         line = ProgressLine(sys.stderr) if sys.stderr.isatty() else None
+        draw = None if line is None else line.draw
         started = partial(print, announcement, file=sys.stderr, flush=True)
         try:
             if args.workers > 1:
-                result = run_workers(plan, args.workers, line and line.draw, started)
+                result = run_workers(plan, args.workers, draw, started)
             else:
                 with PlannedRun(plan) as planned:
-                    result = planned.run(line and line.draw, started)
+                    result = planned.run(draw, started)
         finally:
             if line is not None:
                 line.clear()
@@ -310,7 +367,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _announcement(args: argparse.Namespace, where: str) -> str:
-    amount = f"{args.requests} requests" if args.requests else f"{args.duration or DEFAULT_DURATION:g} s"
+    seconds = args.duration or DEFAULT_DURATION
+    amount = f"{args.requests} requests" if args.requests else f"{seconds:g} s"
     text = f"{PROG} bench: {where}, {args.connections} connections, {amount}"
     if args.rate is not None:
         text += f", {args.rate:g} req/s"

@@ -1,4 +1,4 @@
-"""`fusco bench` as a subprocess: the open model's rate, coordinated omission, reports, flags, workers."""
+"""`fusco bench` in a subprocess: open model, coordinated omission, reports, flags, workers."""
 
 from __future__ import annotations
 
@@ -169,12 +169,13 @@ def test_html_writes_what_the_html_module_renders(
 
     def render_html(report: dict[str, Any]) -> str:
         seen.append(report)
-        return "<html>%d</html>" % report["responses"]
+        return f"<html>{report['responses']}</html>"
 
     module.render_html = render_html  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "fusco_actor._bench_html", module)
     out = tmp_path / "report.html"
-    assert main(["bench", embedded_server.url + "/", "-n", "20", "-c", "2", "--html", str(out)]) == 0
+    args = ["bench", embedded_server.url + "/", "-n", "20", "-c", "2", "--html", str(out)]
+    assert main(args) == 0
     assert out.read_text() == "<html>20</html>"
     assert seen[0]["timeseries"] and seen[0]["spectrum"]
 
@@ -197,7 +198,9 @@ def test_html_without_its_module_fails_before_the_run(
     out = tmp_path / "report.html"
     assert main(["bench", "http://127.0.0.1:9/", "-n", "1", "--html", str(out)]) == 1
     err = capsys.readouterr().err
-    assert err == "fusco: ModuleNotFoundError: --html needs fusco_actor._bench_html, which is missing\n"
+    assert err == (
+        "fusco: ModuleNotFoundError: --html needs fusco_actor._bench_html, which is missing\n"
+    )
     assert not out.exists()
 
 
@@ -255,7 +258,7 @@ def test_a_body_from_a_file_is_posted(form: list[str], tmp_path: Path) -> None:
         proc = fusco("bench", server.url + "/", "-n", "2", "-c", "1", *args)
         assert proc.returncode == 0, proc.stderr
     for raw in requests_of(server):
-        line, headers, body = parse_request(raw)
+        line, _, body = parse_request(raw)
         assert line == b"POST / HTTP/1.1"  # a body makes it a POST, as with curl -d
         assert body == data
 
@@ -389,4 +392,3 @@ def test_killed_bench_leaves_no_worker_behind() -> None:
 def test_bench_serves_the_embedded_echo_with_data() -> None:
     report = bench_json("-n", "20", "-c", "2", "-d", "abc")
     assert (report["method"], report["path"], report["body_size"]) == ("POST", "/echo", 3)
-

@@ -9,12 +9,12 @@ from typing import Any
 
 from fusco_actor import ConnectError, RequestTimeout
 from fusco_actor._bench_report import MAX_ERROR_KINDS_SHOWN, format_report, summarize
+from fusco_actor._bench_result import RunResult
 from fusco_actor._bench_stats import (
     HIGHEST_LATENCY_US,
     MAX_ERROR_KINDS_KEPT,
     MAX_MESSAGE_LENGTH,
     OTHER_MESSAGES,
-    RunResult,
     Stats,
 )
 from fusco_actor._future import ReplyFuture

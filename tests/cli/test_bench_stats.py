@@ -1,4 +1,4 @@
-"""`fusco bench`'s measurements: per-second series, spectrum, worker merge, the open model's pacer."""
+"""`fusco bench`'s measurements: per-second series, spectrum, merges, the open model's pacer."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from fusco_actor import RequestTimeout
 from fusco_actor._bench_open import OpenLoad
 from fusco_actor._bench_plan import Plan
 from fusco_actor._bench_report import format_csv, format_report, summarize
+from fusco_actor._bench_result import RunResult
 from fusco_actor._bench_stats import (
     NS,
-    RunResult,
     Stats,
     new_histogram,
     percentile_key,
@@ -234,7 +234,7 @@ def test_the_pacer_sends_each_request_at_its_intended_time_in_its_share() -> Non
     result = generator.run()
     intended = [start + int((offset + j * stride) * NS / rate) for j in range(20)]
     assert len(calls) == 20
-    assert all(call >= due for call, due in zip(calls, intended))
+    assert all(call >= due for call, due in zip(calls, intended, strict=True))
     assert result.sent == 20 == result.stats.responses
     assert result.model == "open"
     assert result.target_rate == 200.0
