@@ -19,16 +19,24 @@ requests owed at the deadline are not sent, so a pacer that could not keep
 up shows a lower achieved rate.
 
 The pacer is a dedicated thread that sleeps until the next intended time
-(``PACER = "thread"``) or a chain of timers on the fusco scheduler's loop
-(``"loop"``). Measured on 2 vCPUs, ``-R 2000 -z 3`` against the embedded
-server, five runs each: see ``PACER_NOTES``.
+(``PACER = "thread"``, the default) or a chain of timers on the fusco
+scheduler's loop (``"loop"``; ``FUSCO_BENCH_PACER=loop`` selects it).
+Measured with ``-R 2000 -z 3`` against the embedded server on 2 vCPUs that
+other work kept busy (load average 3 to 5), six interleaved runs each: both
+sent 2000 requests/s in every run (1998 once for the loop), with the same
+worst lag (5 to 90 ms, when the machine did not schedule the process); the
+thread's median latency was 0.3 to 0.5 ms in every run, the loop's 0.15 to
+7 ms, since its timers wait behind the loop's I/O and, with uvloop, are
+rounded to milliseconds. Hence the thread. A smaller ``sys.setswitchinterval``
+did not change the thread's lag measurably.
 
-Memory: a request in flight holds its future (about 1 KiB with its call).
-In-flight requests are bounded by ``rate x timeout``: the main thread's sweep
-fails, with ``RequestTimeout``, a request whose ``--timeout`` passed while it
-was still queued in the pool (a request on a client has the client's own
-deadline), so a server that stops answering cannot make the queue grow for
-longer than the timeout.
+Memory: a request queued or in flight takes about 0.5 KiB (its call, future
+and callback; 370 bytes measured in the pool's queue), and there are at most
+``rate x timeout`` of them (2000 req/s with the default 30 s: about 30 MiB).
+The main thread's sweep fails, with ``RequestTimeout``, a request whose
+``--timeout`` passed while it was still queued in the pool (one on a client
+has the client's own deadline), so a server that stops answering cannot make
+the queue grow for longer than the timeout.
 """
 
 from __future__ import annotations
@@ -55,7 +63,6 @@ __all__ = ["PACER", "OpenLoad"]
 
 #: Which pacer runs: "thread" or "loop" (``FUSCO_BENCH_PACER`` overrides, to measure).
 PACER: Final = os.environ.get("FUSCO_BENCH_PACER", "thread")
-PACER_NOTES: Final = ""
 MAX_SLEEP: Final = 0.05  # seconds the pacer thread sleeps at most before it looks at a stop
 
 
