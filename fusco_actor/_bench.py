@@ -364,7 +364,11 @@ class ClosedLoad(LoadGenerator):
                 if self._stopping or self._issued >= self._limit:
                     return
                 self._issued += 1
-                self._count_sent(start)
+                second, sent = (start - self._origin) // NS, self._sent
+                if 0 <= second < len(sent):
+                    sent[second] += 1
+                else:
+                    self._count_sent(start)
             try:
                 future = send(*self._request)
             except Exception as exc:  # arguments are checked up front: the pool went wrong

@@ -12,12 +12,15 @@ timed. Latencies go into an HDR histogram in microseconds (1 us to one hour,
 
 Per second: every completion falls in the second of its ``end_ns`` counted
 from ``origin_ns`` (second 0 is ``[0, 1)`` s after it); each second keeps its
-responses, errors, bytes and an HDR histogram of its own. A live histogram
-takes about 230 KiB, so once a second is two seconds old it is *sealed*: its
-histogram is encoded (hdrh's compressed V2 format, a few KiB) and its p50 and
-p99 computed; a late result reopens it. Requests *sent* per second are
-counted by the generator (:meth:`Stats.count_sent`), since a request may
-never complete.
+responses, errors and bytes, and counts its latencies by value in a dict.
+Once a second is two seconds old (or when read) it is *sealed*: each distinct
+value goes, with its count, into the overall histogram and into the second's
+own, which is then kept encoded (hdrh's compressed V2 format, a few KiB
+against some 230 KiB live) with its p50 and p99. A late result reopens it.
+So the drain costs a dict update per response, and a second costs a few
+thousand histogram updates, however many responses it had. Requests *sent*
+per second are counted by the generator (:meth:`Stats.count_sent`), since a
+request may never complete.
 
 Worker processes send :meth:`Stats.snapshot` (plain values and encoded
 histograms) to the parent, which adds them with :meth:`Stats.merge`: the
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -119,41 +123,41 @@ def values_at_percentiles(hist: HdrHistogram, percentiles: Sequence[float]) -> l
 
 
 class _Second:
-    """One second of completions: counts and a latency histogram (live or encoded)."""
+    """One second of completions: counts, and latencies counted by value until sealed."""
 
-    __slots__ = ("bytes", "encoded", "errors", "hist", "quantiles", "responses")
+    __slots__ = ("bytes", "encoded", "errors", "pending", "quantiles", "responses")
 
     def __init__(self) -> None:
         self.responses = 0
         self.errors = 0
         self.bytes = 0
-        self.hist: HdrHistogram | None = None  # live: results may still come
-        self.encoded: str | None = None  # sealed and had responses
-        self.quantiles: list[int] | None = None  # SERIES_PERCENTILES (us) once sealed
+        self.pending: dict[int, int] = {}  # microseconds -> count, not yet in a histogram
+        self.encoded: str | None = None  # the histogram of what was sealed, if any
+        self.quantiles: list[int] | None = None  # SERIES_PERCENTILES (us) of it
 
-    def histogram(self) -> HdrHistogram:
-        """Return the live histogram, reopening a sealed one."""
-        if self.hist is None:
-            self.hist = new_histogram()
-            if self.encoded is not None:
-                self.hist.decode_and_add(self.encoded)
-            self.encoded = self.quantiles = None
-        return self.hist
+    def seal(self, overall: HdrHistogram) -> None:
+        """Put the pending latencies into this second's histogram and into ``overall``.
 
-    def seal(self) -> None:
-        """Encode the histogram and keep only its series percentiles."""
-        hist = self.hist
-        if hist is None:
+        The second's histogram is kept encoded, with its series percentiles.
+        """
+        if not self.pending:
             return
-        self.hist = None
-        if hist.get_total_count():
-            self.encoded = hist.encode().decode("ascii")
-            self.quantiles = values_at_percentiles(hist, SERIES_PERCENTILES)
+        hist = new_histogram()
+        if self.encoded is not None:
+            hist.decode_and_add(self.encoded)
+        for micros, count in self.pending.items():
+            hist.record_value(micros, count)
+            overall.record_value(micros, count)
+        self.pending = {}
+        self.add_histogram(hist)
+
+    def add_histogram(self, hist: HdrHistogram) -> None:
+        """Keep ``hist`` (all of this second's latencies) encoded, with its percentiles."""
+        self.encoded = hist.encode().decode("ascii")
+        self.quantiles = values_at_percentiles(hist, SERIES_PERCENTILES)
 
     def series_values(self) -> list[float | None]:
-        """Return this second's p50 and p99 in seconds, None without responses."""
-        if self.hist is not None:
-            self.seal()
+        """Return this second's p50 and p99 in seconds (sealed first), None without responses."""
         if self.quantiles is None:
             return [None] * len(SERIES_PERCENTILES)
         return [micros / 1e6 for micros in self.quantiles]
@@ -169,7 +173,7 @@ class Stats:
     def __init__(self, origin_ns: int = 0) -> None:
         """Start with nothing recorded."""
         self.origin_ns = origin_ns
-        self.histogram = new_histogram()
+        self._histogram = new_histogram()
         self.responses = 0
         self.bytes = 0
         self.status: Counter[int] = Counter()
@@ -179,6 +183,12 @@ class Stats:
         self.sent: list[int] = []  # requests sent during each second
         self._seconds: dict[int, _Second] = {}
         self._live: set[int] = set()
+
+    @property
+    def histogram(self) -> HdrHistogram:
+        """Return the latency histogram of every response (microseconds)."""
+        self._seal_older_than(sys.maxsize)
+        return self._histogram
 
     @property
     def requests(self) -> int:
@@ -207,27 +217,31 @@ class Stats:
     def add_all(self, results: Iterable[tuple[int, int, Outcome]]) -> int:
         """Record many completed requests as :meth:`add` does; return how many.
 
-        Latencies are counted per microsecond value first, then each distinct
-        value goes into each histogram once with its count: a drain of
-        thousands of responses costs a few hundred histogram updates.
+        Latencies are counted per second and microsecond value first; each
+        distinct value of a second goes into the histograms once, with its
+        count, when the second is sealed (two seconds after, or when read).
         """
-        origin, seconds = self.origin_ns, self._seconds
-        latencies: dict[int, dict[int, int]] = {}  # second -> microseconds -> count
-        status: dict[int, int] = {}
-        last = self.last_ns
-        n = responses = size = 0
+        origin, seconds, status, live = self.origin_ns, self._seconds, self.status, self._live
+        last = self.last_ns or 0
+        n = count = size = 0  # count and size: responses of `second` not yet added to it
         current = -1
         second = _Second()
-        lat: dict[int, int] = {}
+        pending = second.pending
         for start_ns, end_ns, outcome in results:
             n += 1
-            if last is None or end_ns > last:
+            if end_ns > last:  # noqa: PLR1730 - max() would cost a call per result
                 last = end_ns
             index = (end_ns - origin) // NS
             if index != current:
+                second.responses += count
+                second.bytes += size
+                self.responses += count
+                self.bytes += size
+                count = size = 0
                 current = index = max(index, 0)
                 second = seconds.get(index) or seconds.setdefault(index, _Second())
-                lat = latencies.setdefault(index, {})
+                pending = second.pending
+                live.add(index)
             try:
                 if isinstance(outcome, BaseException):
                     raise outcome
@@ -236,12 +250,9 @@ class Stats:
                 self._count_error(error_key(exc), 1)
                 second.errors += 1
                 continue
-            responses += 1
+            count += 1
             size += response.size
-            second.responses += 1
-            second.bytes += response.size
-            code = response.status
-            status[code] = status.get(code, 0) + 1
+            status[response.status] += 1
             micros = (end_ns - start_ns) // 1000
             if micros < 1:
                 micros = 1
@@ -249,28 +260,23 @@ class Stats:
                 micros = min(micros, HIGHEST_LATENCY_US)
                 shift = micros.bit_length() - EXACT_BITS
                 micros = micros >> shift << shift
-            lat[micros] = lat.get(micros, 0) + 1
-        self.last_ns = last
-        self.responses += responses
+            pending[micros] = pending.get(micros, 0) + 1
+        second.responses += count
+        second.bytes += size
+        self.responses += count
         self.bytes += size
-        self.status.update(status)
-        record = self.histogram.record_value
-        for index, values in latencies.items():
-            if not values:
-                continue
-            self._live.add(index)
-            record_second = seconds[index].histogram().record_value
-            for micros, count in values.items():
-                record(micros, count)
-                record_second(micros, count)
-        if latencies:
-            self._seal_older_than(max(latencies) - SEAL_AGE + 1)
+        if n:
+            self.last_ns = last
+        if current >= SEAL_AGE:
+            self._seal_older_than(current - SEAL_AGE + 1)
         return n
 
     def _seal_older_than(self, second: int) -> None:
+        if not self._live:
+            return
         for index in [i for i in self._live if i < second]:
             self._live.discard(index)
-            self._seconds[index].seal()
+            self._seconds[index].seal(self._histogram)
 
     def _count_error(self, key: tuple[str, str], count: int) -> None:
         if key not in self.errors and len(self.errors) >= MAX_ERROR_KINDS_KEPT:
@@ -324,6 +330,7 @@ class Stats:
         "p99"}``: latencies in seconds of the responses completed during
         it, None when there were none.
         """
+        self._seal_older_than(sys.maxsize)
         last = max([len(self.sent) - 1, *self._seconds])
         empty = _Second()
         series = []
@@ -341,16 +348,12 @@ class Stats:
                     "p99": p99,
                 }
             )
-        self._live.clear()
         return series
 
     # -- between processes ---------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """Return everything recorded as plain values, histograms encoded (to pickle or JSON)."""
-        for index in self._live:
-            self._seconds[index].seal()
-        self._live.clear()
         return {
             "origin_ns": self.origin_ns,
             "histogram": self.histogram.encode().decode("ascii"),
@@ -374,9 +377,10 @@ class Stats:
         of the parts. The error kinds follow the ``MAX_ERROR_KINDS_KEPT`` rule.
         """
         parts = list(snapshots)
+        self._seal_older_than(sys.maxsize)
         by_second: dict[int, list[list[Any]]] = {}
         for part in parts:
-            self.histogram.decode_and_add(part["histogram"])
+            self._histogram.decode_and_add(part["histogram"])
             self.responses += part["responses"]
             self.bytes += part["bytes"]
             self.status.update({int(code): n for code, n in part["status"].items()})
@@ -389,11 +393,14 @@ class Stats:
                 by_second.setdefault(int(index), []).append(entry)
         for index, entries in sorted(by_second.items()):  # one live histogram at a time
             second = self._seconds.get(index) or self._seconds.setdefault(index, _Second())
+            hist = new_histogram()
+            if second.encoded is not None:
+                hist.decode_and_add(second.encoded)
             for responses, errors, size, encoded in entries:
                 second.responses += responses
                 second.errors += errors
                 second.bytes += size
                 if encoded is not None:
-                    second.histogram().decode_and_add(encoded)
-            second.seal()
-            self._live.discard(index)
+                    hist.decode_and_add(encoded)
+            if hist.get_total_count():
+                second.add_histogram(hist)
