@@ -97,7 +97,7 @@ def add_bench_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "bench", parents=[common], help="load-test a URL (default: the embedded server)",
         description="Load-test URL over a supervised pool and report throughput, latency "
         "and errors. Closed model (default): keep CONNECTIONS x PIPELINE requests in "
-        "flight. Open model (-R): send RATE requests per second whatever the server does, "
+        "flight. Open model (-R RPS): send RPS requests per second whatever the server does, "
         "and measure latency from each request's intended send time. With no URL, start "
         "the embedded local server and measure against it.",
     )  # fmt: skip
