@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run lint clean bench sysdeps
+.PHONY: test run lint clean bench bench-tools sysdeps
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,15 @@ bench: $(STAMP)
 			|| echo "bench: could not install $$req; its cells show as not installed"; \
 	done
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# fusco bench against wrk (Debian's), wrk2 (WRK2=/path/to/wrk2, built from a checkout of
+# github.com/giltene/wrk2) and Locust (FastHttpUser and FuscoUser); writes docs/load_tools.md
+# and its section of docs/benchmarks.md.
+bench-tools: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } \
+		|| echo "bench-tools: wrk is not installed; its rows say so"
+	$(PY) -m pip install -q -e '.[locust]' || echo "bench-tools: no Locust; its rows say so"
+	$(PY) bench/load_tools.py $(if $(WRK2),--wrk2 $(WRK2)) $(TOOLS_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fusco_actor tests examples bench
