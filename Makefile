@@ -12,15 +12,18 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test,lint]'
 	touch $(STAMP)
 
-# System servers for tests/integration/test_interop.py, from Debian: nginx with its
-# echo module, and tinyproxy. Installed only when missing; as root, or with a
-# password-less sudo; otherwise a message (the interop tests then skip them, and
-# fail under CI=true).
-SYSDEPS := nginx libnginx-mod-http-echo tinyproxy
+# System packages for the tests, from Debian: nginx with its echo module and
+# tinyproxy (tests/integration/test_interop.py), and chromium, the headless
+# browser that draws the `fusco bench --html` page
+# (tests/integration/test_bench_html_browser.py). Installed only when missing; as
+# root, or with a password-less sudo; otherwise a message (those tests then skip,
+# and fail under CI=true).
+SYSDEPS := nginx libnginx-mod-http-echo tinyproxy chromium
 
 sysdeps:
 	@if [ -x /usr/sbin/nginx ] && [ -e /usr/lib/nginx/modules/ngx_http_echo_module.so ] \
-		&& { command -v tinyproxy || [ -x /usr/sbin/tinyproxy ]; } >/dev/null 2>&1; then :; \
+		&& { command -v tinyproxy || [ -x /usr/sbin/tinyproxy ]; } >/dev/null 2>&1 \
+		&& [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends $(SYSDEPS); \
@@ -29,8 +32,8 @@ sysdeps:
 			apt-get install -y -qq --no-install-recommends $(SYSDEPS); \
 	else \
 		echo "sysdeps: cannot install $(SYSDEPS) (not root, no sudo):" \
-			"run 'sudo apt-get install $(SYSDEPS)'; until then the nginx and" \
-			"tinyproxy interop tests skip (and fail when CI=true)"; \
+			"run 'sudo apt-get install $(SYSDEPS)'; until then the interop and" \
+			"browser tests skip (and fail when CI=true)"; \
 	fi
 
 test: $(STAMP) sysdeps
