@@ -92,9 +92,10 @@ def test_changelog_follows_keep_a_changelog() -> None:
     assert set(links) == {name for name, _ in headings}
     base = links["Unreleased"].split("/compare/")[0]
     assert links["Unreleased"] == f"{base}/compare/v{released[0][0]}...HEAD"
-    for (name, _), (older, _) in zip(released, [*released[1:], (None, None)]):
-        expected = f"{base}/compare/v{older}...v{name}" if older else f"{base}/releases/tag/v{name}"
-        assert links[name] == expected
+    names = [name for name, _ in released]
+    for name, older in zip(names, [*names[1:], None], strict=True):
+        tag = f"compare/v{older}...v{name}" if older else f"releases/tag/v{name}"
+        assert links[name] == f"{base}/{tag}"
 
 
 def test_the_version_is_ahead_of_every_release() -> None:
