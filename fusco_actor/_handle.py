@@ -207,7 +207,7 @@ class Client(AsyncRequests):
             if ref is not None:
                 self._ref = ref
             # The new incarnation may already have ended (ActorRegistry.stop_all)
-            # while RESTARTING: on_exit then stopped the client for good.
+            # while RESTARTING: _on_exit then stopped the client for good.
             stopped = self._state == STOPPED
             if not stopped:
                 self._state = RUNNING
