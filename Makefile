@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test run lint clean bench bench-tools sysdeps
 
-$(STAMP): setup.cfg pyproject.toml
+# fusco_actor/_version.py too: the installed metadata carries the version, so a bump
+# reinstalls (importlib.metadata, __version__ and `fusco --version` agree).
+$(STAMP): setup.cfg pyproject.toml fusco_actor/_version.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,lint]'
@@ -63,6 +65,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check fusco_actor tests examples bench
 	$(VENV)/bin/ruff format --check fusco_actor tests examples bench
 	$(VENV)/bin/mypy fusco_actor tests
+	PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(VENV)/bin/pyright --pythonpath $(PY) fusco_actor
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fusco_actor._events import ResponseHead
-    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._options import CheckedOptions, Destination
 
 __all__ = ["ClientActor", "InjectedCrash"]
 
@@ -88,14 +88,14 @@ class ClientActor(pykka.ThreadingActor):
     def _create_future() -> ReplyFuture[Any]:
         return ReplyFuture()
 
-    def __init__(self, destination: Destination, options: ClientOptions, owner: Any) -> None:
+    def __init__(self, destination: Destination, options: CheckedOptions, owner: Any) -> None:
         """Prepare the actor; nothing connects until the first request or ``connect``."""
         super().__init__()
         self._destination = destination
         self._options = options
         self._owner = owner
         owner._attach(self)
-        self.actor_inbox.on_rejected = owner.on_rejected  # type: ignore[attr-defined]
+        self.actor_inbox.on_rejected = owner._on_rejected  # type: ignore[attr-defined]
         self._origin = Origin(destination, options)
         self._wire: Wire | None = None
         self._to_send: deque[Call] = deque()  # admitted, not yet written (in order)
@@ -214,7 +214,7 @@ class ClientActor(pykka.ThreadingActor):
                 self._to_send.clear()
                 held += self.actor_inbox.close()  # type: ignore[attr-defined]
             # Outside the turn: the owner resolves futures, whose callbacks may call us.
-            self._owner.on_exit(self.actor_ref, held, crashed, reason)
+            self._owner._on_exit(self.actor_ref, held, crashed, reason)
         finally:
             self.finished.set()
 
@@ -320,7 +320,7 @@ class ClientActor(pykka.ThreadingActor):
         self._close()
         later = self.actor_inbox.close()  # type: ignore[attr-defined]
         for rejected in later:
-            self._outside_turn(self._owner.on_rejected, rejected)
+            self._outside_turn(self._owner._on_rejected, rejected)
         self._settle(command.future, None)
         self.stop()
 

@@ -87,7 +87,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fusco_actor._future import ReplyFuture
-    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._options import CheckedOptions, Destination
 
 __all__ = ["LoopClientActor"]
 
@@ -98,14 +98,14 @@ _NO_TRAILERS = Headers()
 class LoopClientActor(LoopActor):
     """One connection to one host, served on the scheduler thread (see module docstring)."""
 
-    def __init__(self, destination: Destination, options: ClientOptions, owner: Any) -> None:
+    def __init__(self, destination: Destination, options: CheckedOptions, owner: Any) -> None:
         """Prepare the actor (scheduler not yet involved); nothing connects until asked."""
         super().__init__()
         self._destination = destination
         self._options = options
         self._owner = owner
         owner._attach(self)
-        self.actor_inbox.on_rejected = owner.on_rejected  # type: ignore[attr-defined]
+        self.actor_inbox.on_rejected = owner._on_rejected  # type: ignore[attr-defined]
         self._origin = Origin(destination, options)
         self._conn: LoopConnection | None = None
         self._parser: ResponseParser | None = None
@@ -177,7 +177,7 @@ class LoopClientActor(LoopActor):
             # Served in order: what was sent before it is served, what comes after is refused.
             self._disconnect = message
             for rejected in self.actor_inbox.close():  # type: ignore[attr-defined]
-                self._owner.on_rejected(rejected)
+                self._owner._on_rejected(rejected)
             self._maybe_finish_disconnect()
         elif not isinstance(message, WakeCommand):
             return super().on_receive(message)
@@ -217,7 +217,7 @@ class LoopClientActor(LoopActor):
         held += self.actor_inbox.close()  # type: ignore[attr-defined]
         try:
             self._handed_over = held = held_once(held)
-            self._owner.on_exit(self.actor_ref, held, crashed, None)
+            self._owner._on_exit(self.actor_ref, held, crashed, None)
         finally:
             self.finished.set()
             answer_stops(stop_replies)  # pykka's stop requests: answered once stopped

@@ -41,6 +41,7 @@ _ENGINE_FREE: Final = (
     "unit",
     "property",
     "cli",
+    "static",
     "test_scheduler.py",
     "test_thread_engine.py",
     "test_bench_html_browser.py",

@@ -227,7 +227,7 @@ def test_16_threads_x_500_gets_through_a_pool_all_succeed_despite_dropped_keep_a
     assert flaky_server.dropped, "the server never dropped a request: the fault was not exercised"
     assert set(flaky_server.executed) == set(outcomes)
     assert set(flaky_server.dropped) <= set(outcomes)
-    assert pool.size <= MAX_CLIENTS
+    assert pool._size <= MAX_CLIENTS
     assert elapsed < BUDGET
 
 

@@ -50,7 +50,7 @@ def _loop_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def loop_actor(client: fusco_actor.Client) -> LoopClientActor:
     """Return the client's loop actor (these faults are the loop engine's)."""
-    actor = client.actor
+    actor = client._actor
     if not isinstance(actor, LoopClientActor):
         pytest.skip("a fault of the loop engine")
     return actor
