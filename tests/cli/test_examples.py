@@ -47,7 +47,7 @@ def test_examples_have_pep_723_headers() -> None:
         text = script.read_text()
         assert text.startswith("# /// script\n"), script.name
         assert '# dependencies = ["fusco_actor"' in text, script.name
-        header = text.split("# ///\n", 2)[1]
+        header = text.split("# ///\n", 1)[0]
         assert '# [tool.uv.sources]\n# fusco_actor = { path = "..", editable = true }\n' in (
             header
         ), script.name
