@@ -4,13 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run lint clean bench sysdeps
+DOCS_STAMP := $(VENV)/.docs-installed
+
+.PHONY: test run lint clean bench sysdeps docs
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,lint]'
 	touch $(STAMP)
+
+# The documentation's tools (the `docs` extra): `make docs` and tests/docs need them.
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 # System servers for tests/integration/test_interop.py, from Debian: nginx with its
 # echo module, and tinyproxy. Installed only when missing; as root, or with a
@@ -33,7 +40,7 @@ sysdeps:
 			"tinyproxy interop tests skip (and fail when CI=true)"; \
 	fi
 
-test: $(STAMP) sysdeps
+test: $(STAMP) $(DOCS_STAMP) sysdeps
 	$(PY) -m pytest
 
 run: $(STAMP)
@@ -47,10 +54,17 @@ bench: $(STAMP)
 	done
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# The documentation site, from docs/ and the docstrings, into docs/_build/html. A
+# warning (an unresolved reference included) fails the build; -E reads every page
+# again, so that a warning cannot hide in a page an earlier build had read.
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -n -E -q -b html -d docs/_build/doctrees docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fusco_actor tests examples bench
 	$(VENV)/bin/ruff format --check fusco_actor tests examples bench
 	$(VENV)/bin/mypy fusco_actor tests
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build
