@@ -1,4 +1,4 @@
-"""The embedded loopback HTTP/1.1 server, to try fusco_actor against: ``python -m fusco_actor.server``.
+"""The embedded loopback HTTP/1.1 server to try fusco_actor on: ``python -m fusco_actor.server``.
 
 It serves ``http://127.0.0.1:8080`` (``--port``, ``--host``: loopback
 addresses only) in the foreground until Ctrl-C or SIGTERM. The README's

@@ -1,4 +1,4 @@
-"""`python -m fusco_actor.server`: the embedded server in the foreground, as the README starts it."""
+"""`python -m fusco_actor.server`: the embedded server in the foreground, as README.md starts it."""
 
 from __future__ import annotations
 

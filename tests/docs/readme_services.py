@@ -37,7 +37,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         cert = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
-        subject = dict(item[0] for item in cert["subject"]) if cert else None
+        subject = cert["subject"] if cert else None  # ((("commonName", "..."),),)
         body = json.dumps({"path": self.path, "client_cert": subject}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -60,9 +60,11 @@ class TLSOrigin(ThreadingHTTPServer):
 
     def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         request.settimeout(IDLE_TIMEOUT)
-        with contextlib.suppress(ssl.SSLError, OSError):
-            with self.context.wrap_socket(request, server_side=True) as tls:
-                super().finish_request(tls, client_address)
+        with (
+            contextlib.suppress(ssl.SSLError, OSError),
+            self.context.wrap_socket(request, server_side=True) as tls,
+        ):
+            super().finish_request(tls, client_address)
 
 
 class _ProxyHandler(socketserver.BaseRequestHandler):

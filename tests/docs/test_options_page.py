@@ -1,4 +1,4 @@
-"""docs/options.md tells the truth: every option it lists exists, takes its default, refuses its example."""
+"""docs/options.md is true: each option listed exists, takes its default, refuses its example."""
 
 from __future__ import annotations
 

@@ -107,7 +107,7 @@ def test_shell_block_runs(block: Block, services: ReadmeServices) -> None:
     env = dict(os.environ)
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")  # uv: this interpreter, never a download
     env.setdefault("UV_PYTHON", sys.executable)
-    for words, expected in zip(block.commands, block.outputs):
+    for words, expected in zip(block.commands, block.outputs, strict=True):
         argv = _argv([services.apply(word) for word in words])
         proc = subprocess.run(
             argv,
