@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run lint clean bench bench-tools sysdeps
+DOCS_STAMP := $(VENV)/.docs-installed
+
+.PHONY: test run lint clean bench bench-tools sysdeps docs
 
 # fusco_actor/_version.py too: the installed metadata carries the version, so a bump
 # reinstalls (importlib.metadata, __version__ and `fusco --version` agree).
@@ -13,6 +15,11 @@ $(STAMP): setup.cfg pyproject.toml fusco_actor/_version.py
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,lint]'
 	touch $(STAMP)
+
+# The documentation's tools (the `docs` extra): `make docs` and tests/docs need them.
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 # System packages for the tests, from Debian: nginx with its echo module and
 # tinyproxy (tests/integration/test_interop.py), and chromium, the headless
@@ -38,7 +45,7 @@ sysdeps:
 			"browser tests skip (and fail when CI=true)"; \
 	fi
 
-test: $(STAMP) sysdeps
+test: $(STAMP) $(DOCS_STAMP) sysdeps
 	$(PY) -m pytest
 
 run: $(STAMP)
@@ -51,6 +58,13 @@ bench: $(STAMP)
 			|| echo "bench: could not install $$req; its cells show as not installed"; \
 	done
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The documentation site, from docs/ and the docstrings, into docs/_build/html. A
+# warning (an unresolved reference included) fails the build; -E reads every page
+# again, so that a warning cannot hide in a page an earlier build had read.
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -n -E -q -b html -d docs/_build/doctrees docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
 
 # fusco bench against wrk (Debian's), wrk2 (WRK2=/path/to/wrk2, built from a checkout of
 # github.com/giltene/wrk2) and Locust (FastHttpUser and FuscoUser); writes docs/load_tools.md
@@ -68,4 +82,4 @@ lint: $(STAMP)
 	PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(VENV)/bin/pyright --pythonpath $(PY) fusco_actor
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build

@@ -1,6 +1,8 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = ["fusco_actor"]
+# [tool.uv.sources]
+# fusco_actor = { path = "..", editable = true }
 # ///
 """A supervised pool keeps serving while its clients crash: no request is lost.
 
@@ -12,7 +14,8 @@ pool's supervisor restarts each crashed client behind the same handle (its
 held are sent again (or fail with a typed error), so every request sent is
 resolved.
 
-Run it with ``python examples/supervised_pool.py`` (or ``uv run``).
+Run it from a clone with ``uv run examples/supervised_pool.py``, or with
+``.venv/bin/python examples/supervised_pool.py`` after ``make``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """fusco_actor: a fast, slim, connection-oriented HTTP/1.1 client built as pykka actors.
 
 Each :class:`Client` is a pykka actor owning one keep-alive connection to one
-host; callers send requests and get pykka futures back. See README.md and
-API.md for the whole contract. Every time is in seconds (float; None = no limit).
+host; callers send requests and get pykka futures back. README.md and the
+documentation in docs/ (``make docs``) have the whole contract. Every time is
+in seconds (float; None = no limit).
 
 Example:
     >>> import fusco_actor

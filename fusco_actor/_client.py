@@ -21,7 +21,7 @@ Crashes: an unexpected exception (a bug, or ``testing.inject_crash``) leaves
 ends in :meth:`ClientActor._terminate`, which closes the socket, closes the
 inbox, and hands every command it still held — in flight first, then queued —
 to the handle, which either fails them (``ClientStopped``) or, under a
-supervisor, re-sends them on the next incarnation as API.md §3-§4 allow.
+supervisor, re-sends them on the next incarnation as README "Supervision" and "Send-retry" allow.
 """
 
 from __future__ import annotations
@@ -378,7 +378,7 @@ class ClientActor(pykka.ThreadingActor):
 
         Loop: admit, write everything admitted, read the oldest response;
         until nothing is left to write or read. A connection lost on the way
-        sends each affected call again (or fails it) per API.md §4.
+        sends each affected call again (or fails it) per README "Send-retry".
         """
         if not self._admit(first):
             return
@@ -505,7 +505,7 @@ class ClientActor(pykka.ThreadingActor):
         """Close the connection; fail ``failed`` with ``error``; resend or fail the rest.
 
         Every call still in flight got no byte of its response: it goes again
-        on a fresh connection while API.md §4 allows, before anything not yet
+        on a fresh connection while README "Send-retry" allows, before anything not yet
         written; otherwise it fails with ``ConnectionClosed``.
         """
         self._close()

@@ -12,7 +12,7 @@ mailbox turn or in a socket callback, and none blocks. Requests flow::
 Connecting is a task on the loop (``open_loop_connection``); its end pumps
 again. Each call in flight has a loop timer at its deadline. A connection lost
 before any byte of a response re-sends or fails the calls in flight by the
-send-retry rule (API.md §4), as the threaded actor does. ``disconnect`` is
+send-retry rule (README "Send-retry"), as the threaded actor does. ``disconnect`` is
 served in order: once nothing is held the connection closes and the actor stops.
 Crashes (``testing.inject_crash``, a bug in a callback) and pykka's stop
 message are handled as the threaded actor handles them: see ``_loop_failure``.
@@ -554,7 +554,10 @@ class LoopClientActor(LoopActor):
         step(*args)
 
     def upload_lost(self) -> None:
-        """Treat a body write that found the connection closed as a failed send (API.md §4)."""
+        """Treat a body write that found the connection closed as a failed send.
+
+        A failed send may be re-sent: README.md, "Send-retry".
+        """
         self._lose_connection(send_failed=True)
 
     def _end_upload(self) -> bool:
@@ -656,13 +659,13 @@ class LoopClientActor(LoopActor):
         self._pump_due = True  # _read_events pumps once the bytes at hand are read
 
     def _lose_connection(self, send_failed: bool) -> None:
-        """Close; re-send or fail each call in flight by API.md §4; go on (scheduler thread)."""
+        """Close; re-send or fail each call in flight (README "Send-retry"); go on (scheduler)."""
         began = self._head is not None or (self._parser is not None and self._parser.in_response)
         if self._upload is not None and self._upload.cut_short:
             send_failed = True  # the server cannot have had the whole request
         self._close_connection()
         self._reset_response()
-        if began and self._in_flight:  # API.md §4: a response that began is never sent again
+        if began and self._in_flight:  # a response that began is never sent again (Send-retry)
             oldest = self._in_flight.popleft()
             self._disarm(oldest)
             oldest.future.try_fail(

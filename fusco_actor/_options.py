@@ -127,7 +127,7 @@ class ProxyConfig:
 
 @dataclass(frozen=True, slots=True)
 class CheckedOptions:
-    """Every option of ``start`` after validation; see API.md for meanings (seconds)."""
+    """Every option of ``start`` after validation; docs/options.md has their meanings."""
 
     connect_timeout: float | None = None
     source_address: tuple[str, int] | None = None

@@ -13,7 +13,7 @@ pykka has no supervision, so it is built from three parts:
 * the :class:`SupervisorActor`, a loop actor served on the scheduler thread
   (``_scheduler``), decides, one message at a time, whether to
   restart the child (at most ``max_restarts`` crashes within ``max_seconds``)
-  and which held requests go out again (API.md §3-§4): queued ones always;
+  and which held requests go out again (README "Supervision", "Send-retry"): queued ones always;
   one that was on the wire only while its ``send_retry`` and idempotency
   allow — otherwise it fails with ``ConnectionClosed``. A child given up on
   fails everything with ``ClientStopped``.
@@ -86,7 +86,7 @@ def split_held(held: list[Command]) -> tuple[list[Command], list[Command]]:
     """Split a crashed incarnation's commands into (send again, fail with ConnectionClosed).
 
     A command never written goes again. A request that was on the wire goes
-    again only while API.md §4 allows it: idempotent and within ``send_retry``.
+    again only while the send-retry rule allows it: idempotent and within ``send_retry``.
     """
     again: list[Command] = []
     failed: list[Command] = []

@@ -2,8 +2,8 @@
 
 On the loop engine such code runs in a callback of the event loop, outside
 any mailbox turn; what it raises must still stop the actor through
-``on_failure``, so that its supervisor restarts it and re-sends what API.md
-§4 allows, instead of being logged by the loop and lost.
+``on_failure``, so that its supervisor restarts it and re-sends what the
+README's "Send-retry" allows, instead of being logged by the loop and lost.
 """
 
 from __future__ import annotations

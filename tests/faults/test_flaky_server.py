@@ -6,7 +6,7 @@ request right after reading the next one, without answering it — what a
 server does when its keep-alive timer fires as a request arrives. It records
 each request's ``X-Request-Id`` as *executed* (answered) or *dropped*.
 
-API.md §4: such a request is sent again on a fresh connection (a POST too,
+README "Send-retry": such a request is sent again on a fresh connection (a POST too,
 since it went out on a reused connection that closed with no byte of
 response); so every GET succeeds and no request is ever executed twice.
 """
