@@ -42,7 +42,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"%(prog)s {fusco_actor.__version__}"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_get_parser(sub, common)
+    add_get_parser(sub)
     add_bench_parser(sub, common)
     return parser
 
