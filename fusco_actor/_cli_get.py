@@ -244,7 +244,7 @@ def _transfer(
             trace.received(head)
             location = location_of(response.status, response.headers)
             if args.location and location is not None:
-                if args.include:
+                if args.include or args.head:
                     sink.write(head)
                 _drain(response)
                 stats.ended_at = time.monotonic()

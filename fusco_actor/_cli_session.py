@@ -135,9 +135,11 @@ class Session:
         stats.connect_time, stats.head_at, stats.ended_at = None, None, None
         stats.url_effective, stats.method, stats.scheme = url.text, hop.method, url.scheme
         stats.size_download = 0
-        seen = len(self._infos)
+        before = len(self._infos)
         peer.client.connect(timeout=self.remaining())
-        seen = self._connected(seen, url, peer, stats)
+        seen = self._connected(before, url, peer, stats)
+        if seen == before:
+            self._trace.note(f"Re-using the connection to {url.host} port {url.port}")
         body: Any = b""
         if hop.body is not None:
             opened = hop.body.open()

@@ -107,6 +107,21 @@ def test_too_many_redirects_fail_with_a_clear_message() -> None:
     assert proc.stdout == b""
 
 
+def test_head_with_location_writes_every_head() -> None:
+    table = {  # answers to HEAD: the length a GET would have, no body
+        b"/a": b"HTTP/1.1 308 Permanent Redirect\r\nLocation: /b\r\nContent-Length: 6\r\n\r\n",
+        b"/b": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+    }
+    with SocketServerThread(routes(table)) as server:
+        proc = fusco_get("-IL", server.url + "/a")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(b"HTTP/1.1 308 Permanent Redirect\r\n")
+    assert proc.stdout.endswith(b"\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    assert [parse_request(r)[0] for r in requests_of(server)] == [
+        b"HEAD /a HTTP/1.1", b"HEAD /b HTTP/1.1"
+    ]  # fmt: skip
+
+
 def test_max_redirs_zero_follows_none() -> None:
     table = {b"/loop": redirect("302 Found", "/loop")}
     with SocketServerThread(routes(table)) as server:
@@ -127,7 +142,11 @@ def test_verbose_notes_each_redirect() -> None:
     with SocketServerThread(routes(table)) as server:
         proc = fusco_get("-v", "-L", server.url + "/a")
     assert proc.returncode == 0
-    assert f"Issue another request to this URL: '{server.url}/b'" in trace(proc.stderr, "*")
+    assert trace(proc.stderr, "*") == [
+        f"Connected to 127.0.0.1 (127.0.0.1) port {server.port}",
+        f"Issue another request to this URL: '{server.url}/b'",
+        f"Re-using the connection to 127.0.0.1 port {server.port}",
+    ]
     assert [line for line in trace(proc.stderr, ">") if " HTTP/1.1" in line] == [
         "GET /a HTTP/1.1", "GET /b HTTP/1.1"
     ]  # fmt: skip
