@@ -188,13 +188,13 @@ def run_get(args: argparse.Namespace) -> int:
     hop = Hop.first(url, choose_method(args, body), headers, body)
     stats = Stats(url=args.url, started=time.monotonic())
     output = _remote_name(args.url) if args.remote_name else args.output
+    trace = Trace(args.verbose)
+    session = Session(args, trace, stats.started)  # no client yet: nothing to stop on failure
     try:
-        sink = Sink(output)
+        sink = Sink(output)  # the last step that may fail before the try below cleans up
     except OSError as exc:
         raise Failure(exc) from exc
     stats.filename = sink.name or ""
-    trace = Trace(args.verbose)
-    session = Session(args, trace, stats.started)
     try:
         return _transfer(args, session, hop, sink, stats, trace)
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ Rules (curl's ``detect_proxy`` and ``check_noproxy``):
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_PROXY_PORT", "ProxySchemeError", "bypasses_proxy", "choose_proxy"]
 
-DEFAULT_PROXY_PORT = 1080  # curl's port for a proxy URL that names none
+DEFAULT_PROXY_PORT: Final = 1080  # curl's port for a proxy URL that names none
 
 
 class ProxySchemeError(ValueError):

@@ -30,7 +30,7 @@ import re
 import stat
 import sys
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Final
+from typing import BinaryIO, Final
 from urllib.parse import quote_from_bytes, unquote_to_bytes, urlsplit
 
 import fusco_actor
@@ -46,6 +46,7 @@ __all__ = [
     "get_url_argument",
     "parse_url",
     "wire_text",
+    "without",
 ]
 
 DEFAULT_USER_AGENT: Final = f"fusco_actor/{fusco_actor.__version__}"
@@ -292,9 +293,3 @@ def choose_method(args: argparse.Namespace, body: Body | None) -> str:
 def without(headers: list[tuple[str, str]], names: frozenset[str]) -> list[tuple[str, str]]:
     """Return ``headers`` without those whose lower-cased name is in ``names``."""
     return [(n, v) for n, v in headers if n.lower() not in names]
-
-
-def header_value(headers: list[tuple[str, str]], name: str) -> Any:
-    """Return the first value of ``name`` in ``headers``, or None."""
-    name = name.lower()
-    return next((v for n, v in headers if n.lower() == name), None)
