@@ -132,6 +132,8 @@ class Session:
         url = hop.url
         peer = self._peer(url)
         stats.request_started = time.monotonic()
+        if hop.redirects == 0:  # -w's clock starts here, the client started, as curl's
+            stats.started = stats.request_started
         stats.connect_time, stats.head_at, stats.ended_at = None, None, None
         stats.url_effective, stats.method, stats.scheme = url.text, hop.method, url.scheme
         stats.size_download = 0

@@ -8,7 +8,8 @@ and nothing in its place, which hides typos in scripts. ``%{stdout}`` and
 ``%{stderr}`` switch where the rest goes; ``%{json}`` is every variable as
 one JSON object.
 
-Times are seconds from the start of the command (``%.6f``). They come from
+Times are seconds (``%.6f``) from the start of the first request (the
+client started, before it connects). They come from
 the client's :class:`~fusco_actor.ConnectInfo` (``connect_time``: TCP, proxy
 tunnel and TLS together) and the moments the head and the end of the body
 arrived. fusco_actor does not time TCP and TLS apart: for ``https``,
@@ -43,7 +44,7 @@ class Stats:
     """
 
     url: str  #: the URL as given
-    started: float  #: the run's start
+    started: float  #: the first request's start
     url_effective: str = ""
     method: str = ""
     scheme: str = ""
