@@ -10,13 +10,17 @@ reference included, fails the build.
 
 from __future__ import annotations
 
+import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "docs"))  # this file, as module `conf`, for the cli page
 
 import fusco_actor  # noqa: E402
+import fusco_actor.cli  # noqa: E402
 
 project = "fusco_actor"
 author = "the fusco_actor authors"
@@ -76,3 +80,20 @@ html_static_path: list[str] = []
 # The pages include README.md's sections under titles of their own, so a
 # section may start at ### under a page's #.
 suppress_warnings = ["myst.header"]
+
+
+# -- Command line page --------------------------------------------------------------------
+
+
+def cli_parser() -> argparse.ArgumentParser:
+    """Return ``fusco``'s parser with each subcommand's epilog as a literal block.
+
+    The epilogs are laid out for a terminal (indented tables of exit codes and
+    examples), which reStructuredText would read as misplaced block quotes.
+    """
+    parser = fusco_actor.cli._build_parser()
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        for sub in getattr(action, "choices", {}).values():
+            if sub.epilog:
+                sub.epilog = "::\n\n" + textwrap.indent(sub.epilog, "    ")
+    return parser
