@@ -92,13 +92,18 @@ def test_python_blocks_of_the_section_run(section: str, services: ReadmeServices
 
 
 def _argv(words: list[str]) -> list[str]:
-    """The command as the test runs it: the virtual environment's programs, absolute."""
+    """The command as the test runs it: the virtual environment's programs, absolute.
+
+    Paths into the clone (``examples/get.py``) become absolute too, since the
+    commands run in a scratch directory, where files they write (``-o``) land.
+    """
     bin_dir = Path(sys.executable).parent
     program = words[0]
     if program.startswith(VENV_PREFIX):
         program = program.removeprefix(VENV_PREFIX)
     path = sys.executable if program == "python" else str(bin_dir / program)
-    return [path, *words[1:]]
+    args = [str(ROOT / word) if (ROOT / word).is_file() else word for word in words[1:]]
+    return [path, *args]
 
 
 @pytest.mark.parametrize("block", COMMAND_BLOCKS, ids=lambda b: b.where)
@@ -114,7 +119,7 @@ def test_shell_block_runs(block: Block, services: ReadmeServices) -> None:
             capture_output=True,
             text=True,
             timeout=COMMAND_TIMEOUT,
-            cwd=ROOT,
+            cwd=services.workdir,
             env=env,
             stdin=subprocess.DEVNULL,
             check=False,
