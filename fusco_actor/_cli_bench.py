@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -279,12 +280,15 @@ def _check_html(path: str | None) -> None:
     if path is None:
         return
     try:
-        importlib.import_module(HTML_MODULE)
+        module = importlib.import_module(HTML_MODULE)
     except ModuleNotFoundError as exc:
         if exc.name != HTML_MODULE:
             raise
         missing = ModuleNotFoundError(f"--html needs {HTML_MODULE}, which is missing")
         raise Failure(missing) from exc
+    if importlib.util.find_spec("plotly") is None:
+        hint = getattr(module, "INSTALL_HINT", "pip install plotly")
+        raise Failure(ModuleNotFoundError(f"--html needs plotly, which is not installed: {hint}"))
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         problem = f"--html: cannot write {path!r}: no such folder, or not writable"
@@ -292,11 +296,11 @@ def _check_html(path: str | None) -> None:
 
 
 def _write_html(path: str, report: dict[str, Any]) -> None:
-    render = importlib.import_module(HTML_MODULE).render_html
     try:
+        page = importlib.import_module(HTML_MODULE).render_html(report)
         with open(path, "w", encoding="utf-8") as file:
-            file.write(render(report))
-    except OSError as exc:
+            file.write(page)
+    except (ImportError, OSError) as exc:  # plotly went missing; the file could not be written
         raise Failure(exc) from exc
 
 

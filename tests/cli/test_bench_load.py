@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from fusco_actor._bench_html import CHART_IDS, INSTALL_HINT
 from fusco_actor._server import EmbeddedServer
 from fusco_actor.cli import main
 from tests.cli.test_cli import (
@@ -200,6 +201,32 @@ def test_spectrum_adds_the_percentile_spectrum_to_the_text() -> None:
     at = lines.index("Spectrum:     percentile    latency       count")
     assert lines[at + 1].split()[0] == "0.000000"
     assert any(line.split()[0] == "100.000000" and line.split()[-1] == "300" for line in lines)
+
+
+@pytest.mark.slow
+def test_html_writes_the_page_of_an_open_run(tmp_path: Path) -> None:
+    out = tmp_path / "bench.html"
+    proc = fusco("bench", "-R", "400", "-z", "1", "-c", "2", "--html", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)  # the HTML is written besides the report, not instead
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    for chart in CHART_IDS:
+        assert re.search(rf'Plotly\.newPlot\(\s*"{chart}"', page), chart
+    assert report["url"] in page
+    assert "open" in page
+
+
+def test_html_without_plotly_fails_before_the_run_with_the_install_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    out = tmp_path / "report.html"
+    assert main(["bench", "http://127.0.0.1:9/", "-n", "1", "--html", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"fusco: ModuleNotFoundError: --html needs plotly, which is not installed: {INSTALL_HINT}\n"
+    )
+    assert not out.exists()
 
 
 def test_html_writes_what_the_html_module_renders(
