@@ -39,11 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
-from fusco_actor import _future
+from fusco_actor import _future, _native
 from fusco_actor._exceptions import ClientStopped, FuscoError, ProtocolError, RequestTimeout
 from fusco_actor._future import SchedulerBlockedError
 from fusco_actor._scheduler import get_scheduler
@@ -81,7 +80,7 @@ class LoopStreamChannel(StreamChannel):
             SchedulerBlockedError: called on the scheduler thread, where waiting
                 would freeze the very actor that must reply.
         """
-        if threading.get_ident() == _future._scheduler_ident:
+        if _native.get_ident() == _future._scheduler_ident:
             raise SchedulerBlockedError(
                 "iterating a streamed body on the fusco_actor scheduler thread would freeze "
                 "every actor, the one serving the body included; consume it from another thread"

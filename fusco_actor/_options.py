@@ -18,10 +18,23 @@ from fusco_actor._exceptions import BadArgument, BadOption
 from fusco_actor._parser import DEFAULT_MAX_HEAD_SIZE
 from fusco_actor.messages import check_timeout
 
-__all__ = ["ClientOptions", "Destination", "ProxyConfig", "parse_destination", "parse_options"]
+__all__ = [
+    "START_OPTIONS",
+    "ClientOptions",
+    "Destination",
+    "ProxyConfig",
+    "parse_destination",
+    "parse_options",
+]
 
 DEFAULT_SEND_RETRY: Final = 1
 _CONNECT_OPTION_KEYS: Final = frozenset({"source_address", "family", "sockopts", "tcp_nodelay"})
+#: The names ``start(**options)`` accepts (API.md §1, "Options"); anything else is a BadOption.
+START_OPTIONS: Final = frozenset({
+    "connect_timeout", "connect_options", "ssl_context", "send_retry", "proxy",
+    "proxy_ssl_context", "use_cookies", "on_connect", "max_head_size",
+    "max_body_size", "pipeline",
+})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,12 +228,7 @@ def parse_options(options: Mapping[str, Any]) -> ClientOptions:
         BadOption: an unknown option name, or a wrong type or value; the
             message names the option.
     """
-    known = {
-        "connect_timeout", "connect_options", "ssl_context", "send_retry", "proxy",
-        "proxy_ssl_context", "use_cookies", "on_connect", "max_head_size",
-        "max_body_size", "pipeline",
-    }  # fmt: skip
-    unknown = set(options) - known
+    unknown = set(options) - START_OPTIONS
     if unknown:
         raise BadOption(f"unknown option(s): {', '.join(sorted(unknown))}")
     conn = _connect_options(options.get("connect_options", {}))
