@@ -66,9 +66,14 @@ _start_new_thread: Final[Callable[..., int]] = _original("_thread", "start_new_t
 
 
 class ThreadHandle(Protocol):
-    """What :func:`start_thread` returns: a name and whether the thread still runs."""
+    """What :func:`start_thread` returns: its name, OS-level ident, and whether it still runs."""
 
     name: str
+
+    @property
+    def ident(self) -> int | None:
+        """The thread's ``_thread.get_ident()`` once started."""
+        ...
 
     def is_alive(self) -> bool:
         """Return whether the thread's target has not returned yet."""
@@ -82,11 +87,12 @@ class _OsThread:
         self.name = name
         self._target = target
         self._running = allocate_lock()  # held while the target runs
+        self._ident: int | None = None
 
     def start(self) -> None:
         self._running.acquire()
         try:
-            _start_new_thread(self._run, ())
+            self._ident = _start_new_thread(self._run, ())
         except BaseException:
             self._running.release()
             raise
@@ -96,6 +102,10 @@ class _OsThread:
             self._target()
         finally:
             self._running.release()
+
+    @property
+    def ident(self) -> int | None:
+        return self._ident
 
     def is_alive(self) -> bool:
         return bool(self._running.locked())
