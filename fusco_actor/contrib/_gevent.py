@@ -19,9 +19,12 @@ this:
    deadline does (``ReplyFuture`` then expires a request still queued).
 
 The scheduler calls :func:`install` when it starts in a patched process, and
-``fusco_actor.contrib.locust`` on import. What still waits without yielding
-under gevent: the one-off start of the scheduler thread (milliseconds), and a
-streamed body's next piece (``StreamingResponse.iter_bytes``).
+``fusco_actor.contrib.locust`` on import. A streamed body's consumer waits for
+its next piece on such a future too (``_loop_stream.LoopStreamChannel.ask``).
+Only the one-off start of the scheduler thread (milliseconds) waits without
+yielding. So a caller's OS thread never blocks on work the scheduler must do,
+and the scheduler, which may wait for a caller's hub when it contends for one
+of gevent's locks (pykka's registry, ``Client._lock``), is always served.
 """
 
 from __future__ import annotations
