@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 __all__ = [
+    "DefaultSelector",
     "SimpleQueue",
     "allocate_lock",
     "get_ident",
@@ -62,6 +63,7 @@ SimpleQueue: Final[Any] = _original("queue", "SimpleQueue")
 poll: Final[Callable[[], Any]] = _original("select", "poll")
 socket: Final[Any] = _original("socket", "socket")
 getaddrinfo: Final[Callable[..., Any]] = _original("socket", "getaddrinfo")
+DefaultSelector: Final[Any] = _original("selectors", "DefaultSelector")
 _start_new_thread: Final[Callable[..., int]] = _original("_thread", "start_new_thread")
 
 

@@ -68,6 +68,8 @@ def _new_loop() -> tuple[asyncio.AbstractEventLoop, str]:
             pass
         else:
             return uvloop.new_event_loop(), "uvloop"
+    if _native.gevent_patched():  # asyncio's default selector would be gevent's (a hub)
+        return asyncio.SelectorEventLoop(_native.DefaultSelector()), "asyncio"
     return asyncio.new_event_loop(), "asyncio"
 
 
