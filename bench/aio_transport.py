@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.nginx import Nginx
 from fusco_actor._aio_transport import LoopConnection, open_loop_connection
-from fusco_actor._options import ClientOptions, Destination, parse_destination, parse_options
+from fusco_actor._options import CheckedOptions, Destination, parse_destination, parse_options
 from fusco_actor._transport import open_connection
 
 REQUEST = b"GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -84,7 +84,7 @@ class Driver:
         """Nothing to do: requests are small."""
 
 
-def response_size(dest: Destination, options: ClientOptions) -> int:
+def response_size(dest: Destination, options: CheckedOptions) -> int:
     """Return the byte size of one ``/small`` response (nginx's are all alike)."""
     conn = open_connection(dest, options, None)
     conn.send_all(REQUEST, None)
@@ -95,7 +95,7 @@ def response_size(dest: Destination, options: ClientOptions) -> int:
     return len(data)
 
 
-def threaded(dest: Destination, options: ClientOptions, size: int, n: int) -> dict[str, float]:
+def threaded(dest: Destination, options: CheckedOptions, size: int, n: int) -> dict[str, float]:
     """Measure the blocking ``Connection``: connect, then serial requests."""
     started = time.perf_counter()
     for _ in range(n // 10):
@@ -113,7 +113,7 @@ def threaded(dest: Destination, options: ClientOptions, size: int, n: int) -> di
     return {"connect": connect, "serial": serial}
 
 
-async def looped(dest: Destination, options: ClientOptions, size: int, n: int) -> dict[str, float]:
+async def looped(dest: Destination, options: CheckedOptions, size: int, n: int) -> dict[str, float]:
     """Measure ``LoopConnection`` on the running loop, driven from its callbacks."""
     started = time.perf_counter()
     for _ in range(n // 10):

@@ -258,7 +258,7 @@ def _run(server: Server, clients: int, trace: bool) -> dict[str, Any]:
         client.disconnect(timeout=10.0)
     done = time.perf_counter()
     report["server_after"] = server.wait("closed", clients + 1)
-    report["all_stopped"] = all(client.is_stopped for client in handles)
+    report["all_stopped"] = all(client._is_stopped for client in handles)
     seen.append(threads())
     report["threads"] = seen
     report["max_active_count"] = max(s["active_count"] for s in seen)

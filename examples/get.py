@@ -1,6 +1,8 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = ["fusco_actor"]
+# [tool.uv.sources]
+# fusco_actor = { path = "..", editable = true }
 # ///
 """One GET with the fusco-style functions: start, request, disconnect.
 
@@ -10,7 +12,8 @@ argument order ``(client, path, method, headers, body, timeout)`` and prints
 the status line, the headers and the body. Then it disconnects the client and
 stops the server.
 
-Run it with ``python examples/get.py`` (or ``uv run examples/get.py``).
+Run it from a clone with ``uv run examples/get.py``, or with
+``.venv/bin/python examples/get.py`` after ``make``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = ["fusco_actor", "trustme>=1.1"]
+# [tool.uv.sources]
+# fusco_actor = { path = "..", editable = true }
 # ///
 """HTTPS through an authenticating HTTP CONNECT proxy, everything on loopback.
 
-Run it with no arguments::
+Run it from a clone with no arguments::
 
-    python examples/https_via_proxy.py
+    uv run examples/https_via_proxy.py           # or, after make:
+    .venv/bin/python examples/https_via_proxy.py
 
 It makes a throw-away certificate authority with trustme, then starts, in
 threads on 127.0.0.1 and free ports:

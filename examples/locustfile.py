@@ -1,6 +1,8 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = ["fusco_actor[locust]"]
+# [tool.uv.sources]
+# fusco_actor = { path = "..", editable = true }
 # ///
 """A Locust load test whose users send through fusco_actor (copy it and edit the tasks).
 

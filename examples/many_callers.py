@@ -1,6 +1,8 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = ["fusco_actor"]
+# [tool.uv.sources]
+# fusco_actor = { path = "..", editable = true }
 # ///
 """Many threads share one client: their requests queue in its actor, in order.
 
@@ -11,7 +13,8 @@ waits for its futures. The client's actor serves every request in turn on its
 single keep-alive connection; nobody needs a lock. It prints how many
 requests succeeded and the rate.
 
-Run it with ``python examples/many_callers.py`` (or ``uv run``).
+Run it from a clone with ``uv run examples/many_callers.py``, or with
+``.venv/bin/python examples/many_callers.py`` after ``make``.
 """
 
 from __future__ import annotations

@@ -1,17 +1,21 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = ["fusco_actor"]
+# [tool.uv.sources]
+# fusco_actor = { path = "..", editable = true }
 # ///
 """A supervised pool keeps serving while its clients crash: no request is lost.
 
 Starts the embedded loopback server, hammers it through a ``Pool`` from
-several threads for about two seconds, and meanwhile makes a few pool
-clients crash with ``fusco_actor.testing.inject_crash``. The pool's
-supervisor restarts each crashed client behind the same handle; requests the
-crashed incarnation held are sent again (or fail with a typed error), so
-every request sent is resolved.
+several threads for about two seconds, and meanwhile borrows a pool client
+now and then and makes it crash with ``fusco_actor.testing.inject_crash``. The
+pool's supervisor restarts each crashed client behind the same handle (its
+``actor_ref`` moves to the new incarnation); requests the crashed incarnation
+held are sent again (or fail with a typed error), so every request sent is
+resolved.
 
-Run it with ``python examples/supervised_pool.py`` (or ``uv run``).
+Run it from a clone with ``uv run examples/supervised_pool.py``, or with
+``.venv/bin/python examples/supervised_pool.py`` after ``make``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from typing import Any
 
 import pykka
 
@@ -63,13 +68,13 @@ def main() -> int:
             started = time.monotonic()
             for thread in threads:
                 thread.start()
-            for n in range(CRASHES):
+            victims: dict[int, tuple[fusco_actor.Client, pykka.ActorRef[Any]]] = {}
+            for _ in range(CRASHES):
                 done.wait(DURATION / (CRASHES + 1))  # pace the crashes over the run
-                clients = pool.supervisor.children()
-                if clients:
-                    victim = clients[n % len(clients)]
-                    inject_crash(victim)
-                    print(f"crash injected into client {clients.index(victim)}")
+                with pool.client(timeout=WAIT_LIMIT) as victim:  # borrowed, then given back
+                    victims.setdefault(id(victim), (victim, victim.actor_ref))
+                    inject_crash(victim)  # it crashes at its next request
+                    print(f"crash injected into client {list(victims).index(id(victim))}")
             done.wait(max(0.0, DURATION - (time.monotonic() - started)))
             done.set()
             for thread in threads:
@@ -77,9 +82,9 @@ def main() -> int:
             elapsed = time.monotonic() - started
 
             print()
-            for index, client in enumerate(pool.supervisor.children()):
-                restarts = pool.supervisor.restarts(client)
-                print(f"client {index}: {restarts} restart(s)")
+            for index, (client, first_ref) in enumerate(victims.values()):
+                moved = client.actor_ref is not first_ref
+                print(f"client {index}: {'restarted, same handle' if moved else 'not restarted'}")
             sent, resolved = counts["sent"], counts["resolved"]
             rate = sent / elapsed
             print(f"{sent} requests in {elapsed:.1f} s ({rate:.0f}/s); outcomes: {dict(outcomes)}")

@@ -30,7 +30,7 @@ from fusco_actor._parser import ResponseParser
 
 if TYPE_CHECKING:
     from fusco_actor._aio_transport import _LoopProtocol
-    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._options import CheckedOptions, Destination
 
 __all__ = ["ConnectSteps"]
 
@@ -56,7 +56,7 @@ class ConnectSteps:
     def __init__(
         self,
         destination: Destination,
-        options: ClientOptions,
+        options: CheckedOptions,
         deadline: float | None,
         timeout_error: type[FuscoError],
     ) -> None:
@@ -191,7 +191,7 @@ async def _sock_connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, ad
 
 
 async def _tcp_connect(
-    loop: asyncio.AbstractEventLoop, host: str, port: int, options: ClientOptions, what: str
+    loop: asyncio.AbstractEventLoop, host: str, port: int, options: CheckedOptions, what: str
 ) -> socket.socket:
     """Connect a non-blocking socket to the first address of ``host`` that answers.
 
@@ -225,7 +225,7 @@ async def open_tunnel(
     protocol: _LoopProtocol,
     transport: asyncio.Transport,
     destination: Destination,
-    options: ClientOptions,
+    options: CheckedOptions,
 ) -> None:
     """Open an HTTP CONNECT tunnel (RFC 9110 §9.3.6) through the proxy on ``transport``.
 

@@ -65,7 +65,7 @@ from fusco_actor._exceptions import (
 from fusco_actor._timers import DeadlineTimer
 
 if TYPE_CHECKING:
-    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._options import CheckedOptions, Destination
 
 __all__ = ["ConnectionOwner", "LoopConnection", "open_loop_connection"]
 
@@ -361,7 +361,7 @@ class LoopConnection:
 
 async def open_loop_connection(
     destination: Destination,
-    options: ClientOptions,
+    options: CheckedOptions,
     deadline: float | None,
     owner: ConnectionOwner,
 ) -> LoopConnection:

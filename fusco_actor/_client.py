@@ -21,7 +21,7 @@ Crashes: an unexpected exception (a bug, or ``testing.inject_crash``) leaves
 ends in :meth:`ClientActor._terminate`, which closes the socket, closes the
 inbox, and hands every command it still held — in flight first, then queued —
 to the handle, which either fails them (``ClientStopped``) or, under a
-supervisor, re-sends them on the next incarnation as API.md §3-§4 allow.
+supervisor, re-sends them on the next incarnation as README "Supervision" and "Send-retry" allow.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fusco_actor._events import ResponseHead
-    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._options import CheckedOptions, Destination
 
 __all__ = ["ClientActor", "InjectedCrash"]
 
@@ -88,14 +88,14 @@ class ClientActor(pykka.ThreadingActor):
     def _create_future() -> ReplyFuture[Any]:
         return ReplyFuture()
 
-    def __init__(self, destination: Destination, options: ClientOptions, owner: Any) -> None:
+    def __init__(self, destination: Destination, options: CheckedOptions, owner: Any) -> None:
         """Prepare the actor; nothing connects until the first request or ``connect``."""
         super().__init__()
         self._destination = destination
         self._options = options
         self._owner = owner
         owner._attach(self)
-        self.actor_inbox.on_rejected = owner.on_rejected  # type: ignore[attr-defined]
+        self.actor_inbox.on_rejected = owner._on_rejected  # type: ignore[attr-defined]
         self._origin = Origin(destination, options)
         self._wire: Wire | None = None
         self._to_send: deque[Call] = deque()  # admitted, not yet written (in order)
@@ -214,7 +214,7 @@ class ClientActor(pykka.ThreadingActor):
                 self._to_send.clear()
                 held += self.actor_inbox.close()  # type: ignore[attr-defined]
             # Outside the turn: the owner resolves futures, whose callbacks may call us.
-            self._owner.on_exit(self.actor_ref, held, crashed, reason)
+            self._owner._on_exit(self.actor_ref, held, crashed, reason)
         finally:
             self.finished.set()
 
@@ -320,7 +320,7 @@ class ClientActor(pykka.ThreadingActor):
         self._close()
         later = self.actor_inbox.close()  # type: ignore[attr-defined]
         for rejected in later:
-            self._outside_turn(self._owner.on_rejected, rejected)
+            self._outside_turn(self._owner._on_rejected, rejected)
         self._settle(command.future, None)
         self.stop()
 
@@ -378,7 +378,7 @@ class ClientActor(pykka.ThreadingActor):
 
         Loop: admit, write everything admitted, read the oldest response;
         until nothing is left to write or read. A connection lost on the way
-        sends each affected call again (or fails it) per API.md §4.
+        sends each affected call again (or fails it) per README "Send-retry".
         """
         if not self._admit(first):
             return
@@ -505,7 +505,7 @@ class ClientActor(pykka.ThreadingActor):
         """Close the connection; fail ``failed`` with ``error``; resend or fail the rest.
 
         Every call still in flight got no byte of its response: it goes again
-        on a fresh connection while API.md §4 allows, before anything not yet
+        on a fresh connection while README "Send-retry" allows, before anything not yet
         written; otherwise it fails with ``ConnectionClosed``.
         """
         self._close()

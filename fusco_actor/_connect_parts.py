@@ -31,7 +31,7 @@ from fusco_actor._exceptions import (
 )
 
 if TYPE_CHECKING:
-    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._options import CheckedOptions, Destination
     from fusco_actor._parser import ResponseParser
 
 __all__ = [
@@ -157,7 +157,7 @@ def nearest_deadline(
     return deadline, False
 
 
-def configure_socket(sock: socket.socket, options: ClientOptions) -> None:
+def configure_socket(sock: socket.socket, options: CheckedOptions) -> None:
     """Apply ``sockopts``, then ``tcp_nodelay``, then bind ``source_address``, before connecting.
 
     Raises:
@@ -171,7 +171,7 @@ def configure_socket(sock: socket.socket, options: ClientOptions) -> None:
         sock.bind(options.source_address)
 
 
-def connect_target(destination: Destination, options: ClientOptions) -> tuple[str, int, str]:
+def connect_target(destination: Destination, options: CheckedOptions) -> tuple[str, int, str]:
     """Return (host, port, words for messages) of the first hop: proxy if set, else origin."""
     proxy = options.proxy
     if proxy is not None:
@@ -179,7 +179,7 @@ def connect_target(destination: Destination, options: ClientOptions) -> tuple[st
     return destination.host, destination.port, f"connect to {destination.origin}"
 
 
-def tls_what(destination: Destination, options: ClientOptions) -> str:
+def tls_what(destination: Destination, options: CheckedOptions) -> str:
     """Return the words for TLS errors: the origin's, even through a tunnel, and the proxy."""
     what = f"TLS with {destination.origin}"
     if options.proxy is not None:
@@ -187,7 +187,7 @@ def tls_what(destination: Destination, options: ClientOptions) -> str:
     return what
 
 
-def tls_context(options: ClientOptions, tunnelled: bool) -> ssl.SSLContext:
+def tls_context(options: CheckedOptions, tunnelled: bool) -> ssl.SSLContext:
     """Return the context for the TLS session with the origin.
 
     ``proxy_ssl_context`` through a tunnel, else ``ssl_context``, else the
@@ -202,7 +202,7 @@ def _authority(destination: Destination) -> bytes:
     return f"{host}:{destination.port}".encode("idna")
 
 
-def tunnel_request(destination: Destination, options: ClientOptions) -> bytes:
+def tunnel_request(destination: Destination, options: CheckedOptions) -> bytes:
     """Return the CONNECT request (RFC 9110 §9.3.6) for ``destination`` through ``options.proxy``.
 
     ``Host`` is the same authority (IPv6 in brackets); ``Proxy-Authorization:

@@ -1,18 +1,33 @@
-"""A pure RFC 6265 cookie jar for a client that talks to one origin host.
+"""An RFC 6265 cookie jar for the clients that talk to one origin host.
 
-No I/O, no threads, no clock: every method takes the current time ``now``
-(``time.time()`` seconds) from its caller. Section numbers refer to RFC 6265.
+No I/O. The methods the client actors call (``store``, ``header_value``) take
+the current time ``now`` (``time.time()`` seconds) from their caller; the
+user-facing ones (``iter``, ``get``, ``set``, ``clear``) read the clock. Every
+method takes the jar's lock: the clients of a pool share one jar, and with
+the threaded engine they run on threads of their own. Section numbers refer
+to RFC 6265.
 """
 
 from __future__ import annotations
 
-import calendar
-import ipaddress
+import math
 import re
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["CookieJar"]
+from fusco_actor._cookie_rules import (
+    canonical_host,
+    default_path,
+    domain_match,
+    parse_date,
+    path_match,
+    uri_path,
+)
+from fusco_actor._exceptions import BadArgument
+
+__all__ = ["Cookie", "CookieJar"]
 
 _WSP = " \t"  # §5.2: "WSP" is SP / HTAB
 _MAX_AGE = re.compile(r"-?[0-9]+", re.ASCII)  # §5.2.2: DIGIT or "-" then DIGITs
@@ -20,12 +35,30 @@ _MAX_AGE = re.compile(r"-?[0-9]+", re.ASCII)  # §5.2.2: DIGIT or "-" then DIGIT
 # other than HTAB is ignored, so nothing can smuggle CR/LF into the Cookie header.
 _CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _MAX_DELTA = 2**40  # seconds; clamps a huge Max-Age so ``now + delta`` stays a float
-# §5.1.1: cookie-date grammar (tokens split on delimiters, each field one pattern).
-_DELIMITER = re.compile(r"[\x09\x20-\x2f\x3b-\x40\x5b-\x60\x7b-\x7e]+")
-_TIME = re.compile(r"([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:[^0-9].*)?", re.ASCII | re.DOTALL)
-_DAY = re.compile(r"([0-9]{1,2})(?:[^0-9].*)?", re.ASCII | re.DOTALL)
-_YEAR = re.compile(r"([0-9]{2,4})(?:[^0-9].*)?", re.ASCII | re.DOTALL)
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+# §4.1.1: what a server may send, and so what ``CookieJar.set`` takes: a token name
+# and cookie-octets (optionally in DQUOTEs) as the value.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_OCTETS = r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*"
+_COOKIE_VALUE = re.compile(f'{_OCTETS}|"{_OCTETS}"')
+_BAD_PATH = re.compile(r"[\x00-\x1f\x7f;]")
+
+
+@dataclass(frozen=True, slots=True)
+class Cookie:
+    """One cookie of a :class:`CookieJar`, as ``iter(jar)`` shows it (a snapshot).
+
+    ``domain`` is the host (``host_only``) or the domain it is sent to;
+    ``expires`` is in ``time.time()`` seconds, None for a session cookie.
+    """
+
+    name: str
+    value: str
+    domain: str
+    path: str
+    host_only: bool
+    secure: bool
+    http_only: bool
+    expires: float | None
 
 
 @dataclass
@@ -44,101 +77,113 @@ class _Cookie:
     order: int  # tie-break for equal creation times, keeps arrival order
 
 
-def _canonical_host(host: str) -> str:
-    """Lower-case ``host`` and drop the brackets of an IPv6 literal."""
-    host = host.strip().lower()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host
-
-
-def _is_ip(host: str) -> bool:
-    """Whether the canonical ``host`` is an IPv4 or IPv6 address."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _domain_match(host: str, domain: str) -> bool:
-    """§5.1.3 domain-match of canonical ``host`` against canonical ``domain``."""
-    # §5.1.3: "The domain string and the string are identical."
-    if host == domain:
-        return True
-    # §5.1.3: the domain string is a suffix of the string, the last character of
-    # the string not in the domain string is ".", and the string is a host name
-    # (i.e., not an IP address).
-    return bool(domain) and host.endswith("." + domain) and not _is_ip(host)
-
-
-def _uri_path(request_path: str) -> str:
-    """Return the path of an origin-form request target, without query or fragment."""
-    return request_path.split("?", 1)[0].split("#", 1)[0]
-
-
-def _default_path(request_path: str) -> str:
-    """§5.1.4 default-path of the request path (its "directory")."""
-    uri_path = _uri_path(request_path)
-    # §5.1.4 step 2: empty or not starting with "/" -> "/".
-    # §5.1.4 step 3: no more than one "/" -> "/".
-    if not uri_path.startswith("/") or uri_path.count("/") == 1:
-        return "/"
-    # §5.1.4 step 4: up to, but not including, the right-most "/".
-    return uri_path[: uri_path.rindex("/")]
-
-
-def _path_match(request_path: str, cookie_path: str) -> bool:
-    """§5.1.4 path-match of a (query-less) request path against a cookie-path."""
-    # §5.1.4: "The cookie-path and the request-path are identical."
-    if request_path == cookie_path:
-        return True
-    if not request_path.startswith(cookie_path):
-        return False
-    # §5.1.4: the cookie-path is a prefix and its last character is "/", or the
-    # first character of the request-path not included in the cookie-path is "/".
-    return cookie_path.endswith("/") or request_path[len(cookie_path)] == "/"
-
-
-def _parse_date(text: str) -> float | None:
-    """Parse a §5.1.1 cookie-date into epoch seconds; None when it does not parse."""
-    hms: tuple[int, int, int] | None = None
-    day = month = year = None
-    # §5.1.1 step 2: each date-token fills the first still-missing field it matches,
-    # tried in the order time, day-of-month, month, year.
-    for token in _DELIMITER.split(text):
-        if hms is None and (m := _TIME.fullmatch(token)):
-            hms = (int(m[1]), int(m[2]), int(m[3]))
-        elif day is None and (m := _DAY.fullmatch(token)):
-            day = int(m[1])
-        elif month is None and token[:3].lower() in _MONTHS:
-            month = _MONTHS.index(token[:3].lower()) + 1
-        elif year is None and (m := _YEAR.fullmatch(token)):
-            year = int(m[1])
-    if hms is None or day is None or month is None or year is None:
-        return None  # §5.1.1 step 5: a missing field fails
-    # §5.1.1 steps 3-4: two-digit years 70-99 -> 19xx, 00-69 -> 20xx.
-    year += 1900 if 70 <= year <= 99 else 2000 if year <= 69 else 0
-    hour, minute, second = hms
-    # §5.1.1 step 5: out-of-range fields and dates that do not exist fail.
-    if year < 1601 or hour > 23 or minute > 59 or second > 59:
-        return None
-    if not 1 <= day <= calendar.monthrange(year, month)[1]:
-        return None
-    return float(calendar.timegm((year, month, day, hour, minute, second)))
-
-
 class CookieJar:
-    """Cookies of one origin host, stored and matched per RFC 6265."""
+    """Cookies of one origin host, stored and matched per RFC 6265 (thread-safe).
 
-    def __init__(self) -> None:
-        """Create an empty jar."""
+    A client started with ``use_cookies=True`` has one (``client.cookies``); the
+    clients of a pool share the pool's (``pool.cookies``). Users read it
+    (``iter(jar)`` gives :class:`Cookie` snapshots, ``jar.get(name)``,
+    ``len(jar)``), seed it (``jar.set(name, value)``) and empty it
+    (``jar.clear()``); the clients store ``Set-Cookie`` values and send the
+    ``Cookie`` header from it.
+
+    Example:
+        >>> jar = CookieJar("example.com")
+        >>> jar.set("session", "abc123")
+        >>> jar.get("session")
+        'abc123'
+    """
+
+    def __init__(self, host: str | None = None) -> None:
+        """Create an empty jar; ``host``, the origin's, is where :meth:`set` cookies go."""
+        self._host = None if host is None else canonical_host(host)
         self._cookies: dict[tuple[str, str, str], _Cookie] = {}
         self._counter = 0
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         """Return the number of stored cookies (expired ones count until evicted)."""
         return len(self._cookies)
+
+    def __iter__(self) -> Iterator[Cookie]:
+        """Iterate over a snapshot of the live cookies, in the order they are sent (§5.4)."""
+        now = time.time()
+        with self._lock:
+            self._evict_expired(now)
+            stored = sorted(self._cookies.values(), key=_send_order)
+        return iter([_snapshot(c) for c in stored])
+
+    def __repr__(self) -> str:
+        """Show the host and the number of cookies."""
+        return f"<CookieJar {self._host or '(no host)'}: {len(self._cookies)} cookie(s)>"
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """Return the value of the live cookie ``name``, or ``default``.
+
+        When several cookies have that name (other paths or domains), the one
+        sent first (longest path) wins.
+        """
+        for cookie in self:
+            if cookie.name == name:
+                return cookie.value
+        return default
+
+    def set(
+        self,
+        name: str,
+        value: str,
+        *,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        max_age: float | None = None,
+    ) -> None:
+        """Store a cookie as if the origin had sent it (it replaces one of same name, domain, path).
+
+        Args:
+            name: a token (RFC 6265 §4.1.1).
+            value: cookie-octets, optionally in double quotes: no space, control,
+                ``"``, ``,``, ``;`` or backslash inside.
+            path: the path it is sent on and below; ``/`` = every request.
+            domain: None = the jar's host only; a domain the host is in (or equals)
+                sends it to that domain and its subdomains.
+            secure: send it only over https.
+            max_age: seconds it lives; None = for the session; ``<= 0`` removes it.
+
+        Raises:
+            BadArgument: a bad name, value, path, domain or max_age, or no ``domain``
+                for a jar made without a host.
+        """
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise BadArgument(f"cookie name {name!r} is not a token")
+        if not isinstance(value, str) or not _COOKIE_VALUE.fullmatch(value):
+            raise BadArgument(f"cookie value {value!r} has a byte a cookie value may not hold")
+        if not isinstance(path, str) or not path.startswith("/") or _BAD_PATH.search(path):
+            raise BadArgument(f"cookie path {path!r} is not '/'-rooted without ';' or controls")
+        if max_age is not None and (
+            isinstance(max_age, bool)
+            or not isinstance(max_age, (int, float))
+            or math.isnan(max_age)
+        ):
+            raise BadArgument(f"cookie max_age {max_age!r} is not a number of seconds")
+        host = self._host
+        if domain is None:
+            if host is None:
+                raise BadArgument("this cookie jar has no host: give the cookie a domain")
+            cookie_domain, host_only = host, True
+        else:
+            cookie_domain, host_only = canonical_host(str(domain).removeprefix(".")), False
+            if not cookie_domain or (host is not None and not domain_match(host, cookie_domain)):
+                raise BadArgument(f"cookie domain {domain!r} does not cover the host {host!r}")
+        now = time.time()
+        expiry = None if max_age is None else now + min(max_age, _MAX_DELTA)
+        with self._lock:
+            self._put(name, value, cookie_domain, path, host_only, secure, False, expiry, now)
+
+    def clear(self) -> None:
+        """Remove every cookie."""
+        with self._lock:
+            self._cookies.clear()
 
     def store(
         self,
@@ -154,10 +199,11 @@ class CookieJar:
         seconds. Malformed values are ignored, never raised on. ``is_secure`` is
         accepted for symmetry: RFC 6265 lets a Secure cookie be set over http.
         """
-        canonical = _canonical_host(host)
-        for line in set_cookie_values:
-            self._store_one(canonical, request_path, line, now)
-        self._evict_expired(now)
+        canonical = canonical_host(host)
+        with self._lock:
+            for line in set_cookie_values:
+                self._store_one(canonical, request_path, line, now)
+            self._evict_expired(now)
 
     def header_value(self, host: str, path: str, is_secure: bool, now: float) -> str | None:
         """Return the Cookie header value for a request to ``path``, or None if none applies.
@@ -166,28 +212,28 @@ class CookieJar:
         ``is_secure``, expired cookies skipped and evicted; longer paths first,
         then earlier creation. ``now`` is ``time.time()`` seconds.
         """
-        self._evict_expired(now)
-        canonical = _canonical_host(host)
-        uri_path = _uri_path(path) or "/"
-        chosen = [
-            cookie
-            for cookie in self._cookies.values()
-            # §5.4 step 1: host-only cookies need the canonical host to be
-            # identical to the cookie's domain, others need a domain-match.
-            if (
-                canonical == cookie.domain
-                if cookie.host_only
-                else _domain_match(canonical, cookie.domain)
-            )
-            # §5.4 step 1: "The request-uri's path path-matches the cookie's path."
-            and _path_match(uri_path, cookie.path)
-            # §5.4 step 1: secure-only cookies only over a "secure" protocol.
-            and (is_secure or not cookie.secure)
-        ]
+        canonical = canonical_host(host)
+        request_uri_path = uri_path(path) or "/"
+        with self._lock:
+            self._evict_expired(now)
+            chosen = [
+                cookie
+                for cookie in self._cookies.values()
+                # §5.4 step 1: host-only cookies need the canonical host to be
+                # identical to the cookie's domain, others need a domain-match.
+                if (
+                    canonical == cookie.domain
+                    if cookie.host_only
+                    else domain_match(canonical, cookie.domain)
+                )
+                # §5.4 step 1: "The request-uri's path path-matches the cookie's path."
+                and path_match(request_uri_path, cookie.path)
+                # §5.4 step 1: secure-only cookies only over a "secure" protocol.
+                and (is_secure or not cookie.secure)
+            ]
         if not chosen:
             return None
-        # §5.4 step 2: longer paths first; equal lengths, earlier creation first.
-        chosen.sort(key=lambda c: (-len(c.path), c.creation, c.order))
+        chosen.sort(key=_send_order)  # §5.4 step 2
         # §5.4 step 4: name "=" value, joined by "; ".
         return "; ".join(f"{c.name}={c.value}" for c in chosen)
 
@@ -227,7 +273,7 @@ class CookieJar:
             av_value = av_value.strip(_WSP)
             if av_name == "expires":
                 # §5.2.1: an unparsable date ignores the cookie-av.
-                when = _parse_date(av_value)
+                when = parse_date(av_value)
                 expires = expires if when is None else when
             elif av_name == "max-age":
                 # §5.2.2: DIGITs with an optional leading "-", else ignored;
@@ -239,7 +285,7 @@ class CookieJar:
                 # §5.2.3: an empty value is ignored; a leading "." is dropped;
                 # the value is lower-cased.
                 if av_value:
-                    domain = _canonical_host(av_value.removeprefix("."))
+                    domain = canonical_host(av_value.removeprefix("."))
             elif av_name == "path":
                 # §5.2.4: a value not starting with "/" means default-path.
                 path = av_value if av_value.startswith("/") else None
@@ -252,15 +298,30 @@ class CookieJar:
         if domain:
             # §5.3 step 6: a Domain the request host does not domain-match
             # ignores the cookie entirely; one that matches is not host-only.
-            if not _domain_match(host, domain):
+            if not domain_match(host, domain):
                 return
             host_only = False
         else:
             # §5.3 step 6: no (or an empty) Domain -> host-only, domain = host.
             host_only, domain = True, host
         # §5.3 step 7: no valid Path -> default-path of the request-uri.
-        cookie_path = path if path is not None else _default_path(request_path)
-        key = (name, domain, cookie_path)
+        cookie_path = path if path is not None else default_path(request_path)
+        self._put(name, value, domain, cookie_path, host_only, secure, http_only, expiry, now)
+
+    def _put(
+        self,
+        name: str,
+        value: str,
+        domain: str,
+        path: str,
+        host_only: bool,
+        secure: bool,
+        http_only: bool,
+        expiry: float | None,
+        now: float,
+    ) -> None:
+        """Store one cookie, replacing one of the same name, domain and path (lock held)."""
+        key = (name, domain, path)
         old = self._cookies.pop(key, None)
         # §5.3 step 12 + eviction: a cookie arriving already expired only
         # removes the stored one (step 11.3) and is not kept.
@@ -273,5 +334,24 @@ class CookieJar:
             creation, order = now, self._counter
             self._counter += 1
         self._cookies[key] = _Cookie(
-            name, value, domain, cookie_path, host_only, secure, http_only, expiry, creation, order
+            name, value, domain, path, host_only, secure, http_only, expiry, creation, order
         )
+
+
+def _send_order(cookie: _Cookie) -> tuple[int, float, int]:
+    """§5.4 step 2: longer paths first; equal lengths, earlier creation (then arrival) first."""
+    return (-len(cookie.path), cookie.creation, cookie.order)
+
+
+def _snapshot(cookie: _Cookie) -> Cookie:
+    """Return the public, immutable view of a stored cookie."""
+    return Cookie(
+        cookie.name,
+        cookie.value,
+        cookie.domain,
+        cookie.path,
+        cookie.host_only,
+        cookie.secure,
+        cookie.http_only,
+        cookie.expiry,
+    )

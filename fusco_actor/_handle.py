@@ -4,6 +4,12 @@ The handle outlives actor incarnations: under a supervisor a crashed actor is
 replaced and ``Client.actor_ref`` moves to the new one, while the handle the
 user holds keeps working. Without a supervisor a crash or stop is final and
 every held or later request fails with ``ClientStopped``.
+
+Its public names are what API.md gives users (``request``, ``arequest``,
+``stream``, ``connect``, ``disconnect``, ``actor_ref``, the context manager)
+and ``cookies``; the hooks the actors, the supervisor and the pool call are
+underscored (``_on_exit``, ``_restart``, ``_give_up``, ``_begin_shutdown``,
+``_abort``, ...), so they stay out of users' sight.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -18,6 +25,7 @@ import pykka
 
 from fusco_actor._client import ClientActor
 from fusco_actor._connect_parts import remaining
+from fusco_actor._cookies import CookieJar
 from fusco_actor._future import ReplyFuture, SchedulerBlockedError, on_scheduler_thread
 from fusco_actor._inbox import (
     Call,
@@ -31,9 +39,10 @@ from fusco_actor._loop_client import LoopClientActor
 from fusco_actor.messages import check_timeout, make_request
 
 if TYPE_CHECKING:
-    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._options import CheckedOptions, Destination
     from fusco_actor._response import Response
     from fusco_actor._streaming import StreamingResponse
+    from fusco_actor._supervisor import Supervisor
 
 __all__ = ["ABORT_GRACE", "AsyncRequests", "Client", "fail_stopped", "with_abort_grace"]
 
@@ -97,11 +106,20 @@ class Client(AsyncRequests):
     """
 
     def __init__(
-        self, destination: Destination, options: ClientOptions, supervisor: Any = None
+        self,
+        destination: Destination,
+        options: CheckedOptions,
+        supervisor: Supervisor | None = None,
     ) -> None:
-        """Start the first actor incarnation (it does not connect yet)."""
-        self.destination = destination
-        self.options = options
+        """Start the first actor incarnation (it does not connect yet).
+
+        With ``use_cookies`` and no ``options.cookie_jar`` (a pool's), the
+        client gets a jar of its own, kept by every incarnation.
+        """
+        if options.use_cookies and options.cookie_jar is None:
+            options = replace(options, cookie_jar=CookieJar(destination.host))
+        self._destination = destination
+        self._options = options
         self._supervisor = supervisor
         self._lock = threading.RLock()
         self._state = RUNNING
@@ -121,20 +139,24 @@ class Client(AsyncRequests):
         return self._ref
 
     @property
-    def actor(self) -> Any:
-        """Return the current incarnation's actor object (for tests and supervision)."""
-        assert self._actor is not None
-        return self._actor
+    def cookies(self) -> CookieJar | None:
+        """Return the cookie jar of a client started with ``use_cookies=True``, else None.
+
+        Every incarnation of the client (restarts included) uses this one jar,
+        and the clients of a :class:`~fusco_actor.Pool` share the pool's;
+        read it, seed it (``set``) or empty it (``clear``) from any thread.
+        """
+        return self._options.cookie_jar
 
     @property
-    def is_stopped(self) -> bool:
+    def _is_stopped(self) -> bool:
         """Return whether the client stopped for good (disconnected or given up)."""
         return self._state == STOPPED
 
     def _submit(self, command: Command) -> None:
         self._ref.actor_inbox.put_command(command)  # type: ignore[attr-defined]
 
-    def on_rejected(self, command: Command) -> None:
+    def _on_rejected(self, command: Command) -> None:
         """Handle a command put into a closed inbox (any thread).
 
         While an incarnation is ending or being replaced the command is parked
@@ -152,7 +174,7 @@ class Client(AsyncRequests):
         else:
             self._submit(command)
 
-    def on_exit(
+    def _on_exit(
         self,
         ref: pykka.ActorRef[Any],
         held: list[Command],
@@ -160,31 +182,32 @@ class Client(AsyncRequests):
         reason: BaseException | None,
     ) -> None:
         """Handle the end of an incarnation holding ``held`` commands (its thread)."""
+        supervisor = self._supervisor
         with self._lock:
-            supervised = self._supervisor is not None and crashed and self._state == RUNNING
+            supervised = supervisor is not None and crashed and self._state == RUNNING
             if not supervised:
                 self._state = STOPPED
                 held, self._parked = held + self._parked, []
             else:
                 self._state = RESTARTING
-        if not supervised:
+        if supervisor is None or not supervised:
             for command in held:
                 fail_stopped(command)
-            if self._supervisor is not None:
-                self._supervisor.child_stopped(self)
+            if supervisor is not None:
+                supervisor._child_stopped(self)
             return
-        self._supervisor.child_crashed(self, held, reason)
+        supervisor._child_crashed(self, held, reason)
 
-    def restart(self, held: list[Command]) -> None:
+    def _restart(self, held: list[Command]) -> None:
         """Start a new incarnation and send it ``held`` and the parked commands (supervisor)."""
         with self._lock:
             stopped = self._state == STOPPED  # e.g. aborted by disconnect(timeout) meanwhile
-        ref = None if stopped else _actor_class().start(self.destination, self.options, self)
+        ref = None if stopped else _actor_class().start(self._destination, self._options, self)
         with self._lock:
             if ref is not None:
                 self._ref = ref
             # The new incarnation may already have ended (ActorRegistry.stop_all)
-            # while RESTARTING: on_exit then stopped the client for good.
+            # while RESTARTING: _on_exit then stopped the client for good.
             stopped = self._state == STOPPED
             if not stopped:
                 self._state = RUNNING
@@ -197,7 +220,7 @@ class Client(AsyncRequests):
             else:
                 self._submit(command)
 
-    def give_up(self, held: list[Command], message: str) -> None:
+    def _give_up(self, held: list[Command], message: str) -> None:
         """Stop for good: fail ``held``, parked and later commands (supervisor)."""
         with self._lock:
             self._state = STOPPED
@@ -205,10 +228,10 @@ class Client(AsyncRequests):
         for command in commands:
             fail_stopped(command, message)
 
-    def begin_shutdown(self, message: str = "the client has stopped") -> None:
+    def _begin_shutdown(self, message: str = "the client has stopped") -> None:
         """Stop for good: queued requests fail with ``ClientStopped``; one in flight ends.
 
-        Does not wait: see :meth:`wait_stopped` and :meth:`abort`.
+        Does not wait: see :meth:`_wait_stopped` and :meth:`_abort`.
         """
         with self._lock:
             self._state = STOPPED
@@ -218,14 +241,14 @@ class Client(AsyncRequests):
             fail_stopped(command, message)
         ref.stop(block=False)
 
-    def wait_stopped(self, timeout: float | None) -> bool:
+    def _wait_stopped(self, timeout: float | None) -> bool:
         """Wait up to ``timeout`` seconds (None = no limit) for the actor to end; True if it did."""
         actor = self._actor
         return actor is None or actor.finished.wait(timeout)
 
-    def abort(self, message: str) -> None:
+    def _abort(self, message: str) -> None:
         """Stop for good at once: close the socket, fail everything held with ``ClientStopped``."""
-        self.begin_shutdown(message)
+        self._begin_shutdown(message)
         actor = self._actor
         if actor is not None:
             actor.abort(message)
@@ -259,7 +282,7 @@ class Client(AsyncRequests):
         self._submit(call)
         return call.future
 
-    def request_blocking(
+    def _request_blocking(
         self,
         path: str | bytes,
         method: str | bytes = "GET",
@@ -356,8 +379,8 @@ class Client(AsyncRequests):
         try:
             command.future.get(timeout=remaining(deadline))
         except pykka.Timeout:
-            self.abort(f"the client was disconnected: its {seconds} s timeout passed")
-        self.wait_stopped(remaining(with_abort_grace(deadline)))
+            self._abort(f"the client was disconnected: its {seconds} s timeout passed")
+        self._wait_stopped(remaining(with_abort_grace(deadline)))
 
     def __enter__(self) -> Client:
         """Return the client; it is disconnected on exit."""
@@ -374,7 +397,7 @@ class Client(AsyncRequests):
 
     def __repr__(self) -> str:
         """Show the origin and the current incarnation."""
-        return f"<Client {self.destination.origin} {self._ref}>"
+        return f"<Client {self._destination.origin} {self._ref}>"
 
 
 def _actor_class() -> type[ClientActor] | type[LoopClientActor]:

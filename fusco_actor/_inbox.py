@@ -90,7 +90,7 @@ class Call(Command):
         return self.future.deadline
 
     def may_go_again(self, send_failed: bool) -> bool:
-        """Return whether API.md §4 lets this call go again after its connection closed.
+        """Return whether README "Send-retry" lets this call go again after its connection closed.
 
         ``send_failed``: the write itself failed. A body stream that cannot be
         replayed (an iterator) never goes again.

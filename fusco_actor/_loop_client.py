@@ -12,7 +12,7 @@ mailbox turn or in a socket callback, and none blocks. Requests flow::
 Connecting is a task on the loop (``open_loop_connection``); its end pumps
 again. Each call in flight has a loop timer at its deadline. A connection lost
 before any byte of a response re-sends or fails the calls in flight by the
-send-retry rule (API.md §4), as the threaded actor does. ``disconnect`` is
+send-retry rule (README "Send-retry"), as the threaded actor does. ``disconnect`` is
 served in order: once nothing is held the connection closes and the actor stops.
 Crashes (``testing.inject_crash``, a bug in a callback) and pykka's stop
 message are handled as the threaded actor handles them: see ``_loop_failure``.
@@ -87,7 +87,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fusco_actor._future import ReplyFuture
-    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._options import CheckedOptions, Destination
 
 __all__ = ["LoopClientActor"]
 
@@ -98,14 +98,14 @@ _NO_TRAILERS = Headers()
 class LoopClientActor(LoopActor):
     """One connection to one host, served on the scheduler thread (see module docstring)."""
 
-    def __init__(self, destination: Destination, options: ClientOptions, owner: Any) -> None:
+    def __init__(self, destination: Destination, options: CheckedOptions, owner: Any) -> None:
         """Prepare the actor (scheduler not yet involved); nothing connects until asked."""
         super().__init__()
         self._destination = destination
         self._options = options
         self._owner = owner
         owner._attach(self)
-        self.actor_inbox.on_rejected = owner.on_rejected  # type: ignore[attr-defined]
+        self.actor_inbox.on_rejected = owner._on_rejected  # type: ignore[attr-defined]
         self._origin = Origin(destination, options)
         self._conn: LoopConnection | None = None
         self._parser: ResponseParser | None = None
@@ -177,7 +177,7 @@ class LoopClientActor(LoopActor):
             # Served in order: what was sent before it is served, what comes after is refused.
             self._disconnect = message
             for rejected in self.actor_inbox.close():  # type: ignore[attr-defined]
-                self._owner.on_rejected(rejected)
+                self._owner._on_rejected(rejected)
             self._maybe_finish_disconnect()
         elif not isinstance(message, WakeCommand):
             return super().on_receive(message)
@@ -217,7 +217,7 @@ class LoopClientActor(LoopActor):
         held += self.actor_inbox.close()  # type: ignore[attr-defined]
         try:
             self._handed_over = held = held_once(held)
-            self._owner.on_exit(self.actor_ref, held, crashed, None)
+            self._owner._on_exit(self.actor_ref, held, crashed, None)
         finally:
             self.finished.set()
             answer_stops(stop_replies)  # pykka's stop requests: answered once stopped
@@ -554,7 +554,10 @@ class LoopClientActor(LoopActor):
         step(*args)
 
     def upload_lost(self) -> None:
-        """Treat a body write that found the connection closed as a failed send (API.md §4)."""
+        """Treat a body write that found the connection closed as a failed send.
+
+        A failed send may be re-sent: README.md, "Send-retry".
+        """
         self._lose_connection(send_failed=True)
 
     def _end_upload(self) -> bool:
@@ -656,13 +659,13 @@ class LoopClientActor(LoopActor):
         self._pump_due = True  # _read_events pumps once the bytes at hand are read
 
     def _lose_connection(self, send_failed: bool) -> None:
-        """Close; re-send or fail each call in flight by API.md §4; go on (scheduler thread)."""
+        """Close; re-send or fail each call in flight (README "Send-retry"); go on (scheduler)."""
         began = self._head is not None or (self._parser is not None and self._parser.in_response)
         if self._upload is not None and self._upload.cut_short:
             send_failed = True  # the server cannot have had the whole request
         self._close_connection()
         self._reset_response()
-        if began and self._in_flight:  # API.md §4: a response that began is never sent again
+        if began and self._in_flight:  # a response that began is never sent again (Send-retry)
             oldest = self._in_flight.popleft()
             self._disarm(oldest)
             oldest.future.try_fail(

@@ -9,9 +9,9 @@ turn, so the loop would log what they raise and the actor would live on with
 its state half changed. Every such entry point of the client actor is
 wrapped in :func:`crash_guarded`: an ``Exception`` takes the same path as in
 a turn (``_handle_failure``, ``on_failure`` → ``_terminate(crashed=True)`` →
-the owner hears of the crash, a supervisor restarts and re-sends by API.md
-§3-§4), then the inbox is killed as a turn's end would. A ``BaseException``
-stops every actor, as in a turn; none reaches the loop.
+the owner hears of the crash, a supervisor restarts and re-sends by
+README "Supervision" and "Send-retry"), then the inbox is killed as a turn's
+end would. A ``BaseException`` stops every actor, as in a turn; none reaches the loop.
 :func:`check_crash` is ``testing.inject_crash``'s trigger, placed where the
 threaded actor has it: before a request is sent, right after a response is
 received (the call is still held, for the supervisor to judge).
@@ -22,7 +22,7 @@ actor has in hand — requests on the wire, re-sends of those, the request a
 connect is under way for, ``connect()`` waiters — is finished first; what is
 merely queued is not started. Queued commands are *withheld*: failed at once
 with ``ClientStopped`` when the client is stopping for good, otherwise (an
-outside stop, a crash by API.md §3) handed to the owner with the rest, for the
+outside stop, a crash by README "Supervision") handed to the owner with the rest, for the
 next incarnation. Once nothing is in hand the actor stops; an abort
 (``disconnect``/``stop`` timeouts) stops it at once.
 """

@@ -82,12 +82,13 @@ class _Replies(_native.SimpleQueue):  # type: ignore[misc]
 class LoopStreamChannel(StreamChannel):
     """A stream channel whose requests are callbacks on the scheduler loop."""
 
-    __slots__ = ("_loop", "_stream")
+    __slots__ = ("_loop", "_replies", "_stream")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, stream: LoopStream) -> None:
         """Bind the channel to the loop and the stream serving the body."""
         super().__init__()
-        self.replies: _Replies = _Replies()
+        self._replies = _Replies()
+        self.replies = self._replies
         self._loop = loop
         self._stream = stream
 
@@ -108,7 +109,7 @@ class LoopStreamChannel(StreamChannel):
             reply: tuple[str, Any] = self.replies.get()
             return reply
         # A greenlet (gevent): wait on a future the next put resolves, yielding meanwhile.
-        replies = self.replies
+        replies = self._replies
         while True:
             waiter: ReplyFuture[None] = ReplyFuture()
             replies.waiter = waiter

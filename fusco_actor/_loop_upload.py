@@ -44,7 +44,7 @@ seconds without work, so idle clients cost none.
 Failures: the stream raising (or breaking its ``Content-Length``) fails the
 request with that exception and closes the connection, so the server never
 sees a complete request; a write on a connection found closed is a failed send
-(API.md §4). Whether a call goes again after its connection closed is
+(README "Send-retry"). Whether a call goes again after its connection closed is
 ``Call.may_go_again``'s, as on the threaded engine: never for a one-shot
 iterator (a generator, a file), pulled or not, as it cannot be replayed; an
 iterable whose ``iter()`` starts afresh (a list) goes again like a fixed body,

@@ -1,4 +1,10 @@
-"""Validate every ``start()`` option before any actor starts (fusco's verify_options).
+"""Every ``start()`` option: its static type and its check before any actor starts.
+
+:class:`ClientOptions` (a ``TypedDict``) is the one list of options: type
+checkers read it through ``**options: Unpack[ClientOptions]`` on ``start``,
+``start_link``, ``Pool.start`` and ``Supervisor.start_client``, and
+:func:`parse_options` takes the names it accepts from it, then checks each
+value at run time (fusco's verify_options) → ``BadOption``.
 
 Also parses the destination (URL or ``(host, port, is_ssl)`` tuple) and the
 proxy URL, so that the client actor only ever sees checked values.
@@ -9,32 +15,81 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypedDict
 from urllib.parse import unquote, urlsplit
 
+from fusco_actor._connect_parts import ConnectInfo
 from fusco_actor._exceptions import BadArgument, BadOption
 from fusco_actor._parser import DEFAULT_MAX_HEAD_SIZE
 from fusco_actor.messages import check_timeout
 
+if TYPE_CHECKING:
+    from fusco_actor._cookies import CookieJar
+
 __all__ = [
-    "START_OPTIONS",
+    "OPTION_NAMES",
+    "CheckedOptions",
     "ClientOptions",
+    "ConnectOptions",
     "Destination",
+    "DestinationLike",
     "ProxyConfig",
     "parse_destination",
     "parse_options",
 ]
 
 DEFAULT_SEND_RETRY: Final = 1
-_CONNECT_OPTION_KEYS: Final = frozenset({"source_address", "family", "sockopts", "tcp_nodelay"})
-#: The names ``start(**options)`` accepts (API.md §1, "Options"); anything else is a BadOption.
-START_OPTIONS: Final = frozenset({
-    "connect_timeout", "connect_options", "ssl_context", "send_retry", "proxy",
-    "proxy_ssl_context", "use_cookies", "on_connect", "max_head_size",
-    "max_body_size", "pipeline",
-})  # fmt: skip
+
+#: What ``start`` takes as a destination: ``"http[s]://host[:port]"`` or ``(host, port, is_ssl)``.
+DestinationLike: TypeAlias = str | tuple[str, int, bool]
+
+
+class ConnectOptions(TypedDict, total=False):
+    """The ``connect_options`` option: socket-level settings of each new connection.
+
+    Keys (all optional): ``source_address`` ``(ip, port)`` to bind before
+    connecting (port 0 = any); ``family`` ``socket.AF_INET`` or
+    ``socket.AF_INET6`` (default: either); ``sockopts``
+    ``(level, option, value)`` triples for ``setsockopt``; ``tcp_nodelay``
+    (default ``True``).
+    """
+
+    source_address: tuple[str, int] | None
+    family: int
+    sockopts: Iterable[tuple[int, int, int | bytes]]
+    tcp_nodelay: bool
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword options of ``start``, ``start_link``, ``Pool.start`` and ``start_client``.
+
+    Every key is optional; API.md §1 "Options" and the README give defaults
+    and meanings (times in seconds). A wrong name or type is an error for a
+    type checker, and ``BadOption`` at run time either way. Build a set of
+    options once and reuse it::
+
+        opts: fusco_actor.ClientOptions = {"connect_timeout": 2.0, "pipeline": 4}
+        client = fusco_actor.start(url, **opts)
+    """
+
+    connect_timeout: float | None
+    connect_options: ConnectOptions
+    ssl_context: ssl.SSLContext | None
+    send_retry: int
+    proxy: str | None
+    proxy_ssl_context: ssl.SSLContext | None
+    use_cookies: bool
+    on_connect: Callable[[ConnectInfo], object] | None
+    max_head_size: int
+    max_body_size: int | None
+    pipeline: int
+
+
+#: The names ``start`` accepts: the keys of :class:`ClientOptions`, nothing else.
+OPTION_NAMES: Final = ClientOptions.__required_keys__ | ClientOptions.__optional_keys__
+_CONNECT_OPTION_KEYS: Final = ConnectOptions.__required_keys__ | ConnectOptions.__optional_keys__
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +126,8 @@ class ProxyConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class ClientOptions:
-    """Every option of ``start`` after validation; see API.md for meanings (seconds)."""
+class CheckedOptions:
+    """Every option of ``start`` after validation; docs/options.md has their meanings."""
 
     connect_timeout: float | None = None
     source_address: tuple[str, int] | None = None
@@ -88,6 +143,9 @@ class ClientOptions:
     max_head_size: int = DEFAULT_MAX_HEAD_SIZE
     max_body_size: int | None = None
     pipeline: int = 1
+    #: The jar shared by every incarnation of a client (and every client of a pool)
+    #: with ``use_cookies``; set by the handle or the pool, never by ``parse_options``.
+    cookie_jar: CookieJar | None = None
 
 
 def _check_port(port: Any, what: str, error: type[Exception]) -> int:
@@ -221,14 +279,14 @@ def _connect_options(value: Any) -> dict[str, Any]:
     return out
 
 
-def parse_options(options: Mapping[str, Any]) -> ClientOptions:
-    """Return checked :class:`ClientOptions` for ``start(**options)``.
+def parse_options(options: Mapping[str, Any]) -> CheckedOptions:
+    """Return checked :class:`CheckedOptions` for ``start(**options)``.
 
     Raises:
         BadOption: an unknown option name, or a wrong type or value; the
             message names the option.
     """
-    unknown = set(options) - START_OPTIONS
+    unknown = set(options) - OPTION_NAMES
     if unknown:
         raise BadOption(f"unknown option(s): {', '.join(sorted(unknown))}")
     conn = _connect_options(options.get("connect_options", {}))
@@ -238,7 +296,7 @@ def parse_options(options: Mapping[str, Any]) -> ClientOptions:
     on_connect = options.get("on_connect")
     if on_connect is not None and not callable(on_connect):
         raise BadOption(f"on_connect: {on_connect!r} is not callable")
-    return ClientOptions(
+    return CheckedOptions(
         connect_timeout=_timeout_option("connect_timeout", options.get("connect_timeout")),
         ssl_context=_ssl_option("ssl_context", options.get("ssl_context")),
         send_retry=_int_option("send_retry", options.get("send_retry", DEFAULT_SEND_RETRY), 0),

@@ -9,25 +9,39 @@ waiter is a blocked ``get_client`` caller or a request sent with
 Clients start lazily, up to ``max_clients``. They run under the pool's own
 :class:`Supervisor`: a crashed one is restarted behind the same handle; one
 that stops for good is dropped, so the count stays true, and a waiter may get
-a new client in its place.
+a new client in its place. With ``use_cookies`` every client shares the pool's
+one :class:`~fusco_actor.CookieJar` (``Pool.cookies``): one session per pool.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from fusco_actor._cookies import CookieJar
 from fusco_actor._exceptions import BadArgument, BadOption, ClientStopped, PoolTimeout
 from fusco_actor._future import ReplyFuture
 from fusco_actor._handle import AsyncRequests, Client
 from fusco_actor._inbox import Call
-from fusco_actor._options import parse_destination, parse_options
+from fusco_actor._options import (
+    ClientOptions,
+    DestinationLike,
+    parse_destination,
+    parse_options,
+)
 from fusco_actor._supervisor import Supervisor
 from fusco_actor.messages import check_timeout, make_request
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
 
 if TYPE_CHECKING:
     from fusco_actor._response import Response
@@ -62,7 +76,10 @@ class Pool(AsyncRequests):
     """
 
     def __init__(
-        self, destination: Any, max_clients: int = DEFAULT_MAX_CLIENTS, **options: Any
+        self,
+        destination: DestinationLike,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        **options: Unpack[ClientOptions],
     ) -> None:
         """Check the arguments and start the pool's supervisor; use :meth:`start`.
 
@@ -72,12 +89,14 @@ class Pool(AsyncRequests):
         """
         if isinstance(max_clients, bool) or not isinstance(max_clients, int) or max_clients < 1:
             raise BadOption(f"max_clients: {max_clients!r} is not an int >= 1")
-        self._destination = destination
-        self._parsed_destination = parse_destination(destination)
-        self._options = options
-        self._pipeline = parse_options(options).pipeline
+        self._destination = parse_destination(destination)
+        checked = parse_options(options)
+        if checked.use_cookies:  # one jar for every client: one session per pool
+            checked = replace(checked, cookie_jar=CookieJar(self._destination.host))
+        self._options = checked
+        self._pipeline = checked.pipeline
         self._load: dict[int, int] = {}  # pool requests outstanding per client
-        self.max_clients = max_clients
+        self._max_clients = max_clients
         self._lock = threading.RLock()
         self._clients: dict[int, Client] = {}
         self._free: list[Client] = []
@@ -85,18 +104,23 @@ class Pool(AsyncRequests):
         self._outbox: list[tuple[Call, Client]] = []  # assigned under the lock, sent after it
         self._callbacks: dict[int, partial[None]] = {}  # per client: its release callback
         self._stopped = False
-        self.supervisor = Supervisor.start(on_child_gone=self._client_gone)
+        self._supervisor = Supervisor.start(on_child_gone=self._client_gone)
 
     @classmethod
     def start(
-        cls, destination: Any, max_clients: int = DEFAULT_MAX_CLIENTS, **options: Any
+        cls,
+        destination: DestinationLike,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        **options: Unpack[ClientOptions],
     ) -> Pool:
         """Start a pool; clients are started lazily on demand.
 
         Args:
             destination: as for :func:`fusco_actor.start`.
             max_clients: the most clients (connections) at once, >= 1.
-            **options: client options, as for :func:`fusco_actor.start`.
+            **options: client options, the keys of :class:`~fusco_actor.ClientOptions`,
+                as for :func:`fusco_actor.start`; with ``use_cookies=True`` the
+                clients share one jar (:attr:`cookies`).
 
         Raises:
             BadArgument: a bad destination.
@@ -105,12 +129,22 @@ class Pool(AsyncRequests):
         return cls(destination, max_clients, **options)
 
     @property
-    def size(self) -> int:
+    def cookies(self) -> CookieJar | None:
+        """Return the jar every client of the pool shares with ``use_cookies=True``, else None.
+
+        A cookie a response sets on one client goes out with the next request
+        on any client of the pool; seed it (``set``), read it (iterate, ``get``)
+        or empty it (``clear``) from any thread. Restarted clients keep it.
+        """
+        return self._options.cookie_jar
+
+    @property
+    def _size(self) -> int:
         """Return how many clients are alive (free and busy)."""
         return len(self._clients)
 
     @property
-    def free_count(self) -> int:
+    def _free_count(self) -> int:
         """Return how many clients are idle."""
         return len(self._free)
 
@@ -123,8 +157,8 @@ class Pool(AsyncRequests):
         if not self._waiters:
             if self._free:
                 return self._free.pop()
-            if len(self._clients) < self.max_clients:
-                client = self.supervisor.start_client(self._destination, **self._options)
+            if len(self._clients) < self._max_clients:
+                client = self._supervisor._start_child(self._destination, self._options)
                 self._clients[id(client)] = client
                 return client
             if waiter.call is not None and self._pipeline > 1:
@@ -172,10 +206,10 @@ class Pool(AsyncRequests):
             if id(client) not in self._clients:
                 # Dropped: stopped for good, or being given up right now (the
                 # supervisor drops a child before it marks it stopped).
-                if client.is_stopped or client._supervisor is self.supervisor:
+                if client._is_stopped or client._supervisor is self._supervisor:
                     return
                 raise BadArgument("the client does not belong to this pool")
-            if client.is_stopped:
+            if client._is_stopped:
                 self._clients.pop(id(client), None)
                 self._replace_for_waiters()
             else:
@@ -246,7 +280,7 @@ class Pool(AsyncRequests):
                         break
             else:
                 self._load.pop(key, None)
-                if key in self._clients and not client.is_stopped:
+                if key in self._clients and not client._is_stopped:
                     self._hand_over(client)  # free_client's usual case, under the same lock
                 else:
                     unusual = True
@@ -270,8 +304,8 @@ class Pool(AsyncRequests):
     def _replace_for_waiters(self) -> None:
         while self._waiters and self._waiters[0].abandoned:
             self._waiters.popleft()
-        if self._waiters and not self._stopped and len(self._clients) < self.max_clients:
-            client = self.supervisor.start_client(self._destination, **self._options)
+        if self._waiters and not self._stopped and len(self._clients) < self._max_clients:
+            client = self._supervisor._start_child(self._destination, self._options)
             self._clients[id(client)] = client
             self._assign(self._waiters.popleft(), client)
 
@@ -341,7 +375,7 @@ class Pool(AsyncRequests):
                 waiter.event.set()
             elif waiter.call is not None:
                 waiter.call.future.try_fail(ClientStopped("the pool has stopped"))
-        self.supervisor.stop(timeout)
+        self._supervisor.stop(timeout)
         with self._lock:
             self._clients.clear()
             self._free.clear()
@@ -357,6 +391,6 @@ class Pool(AsyncRequests):
     def __repr__(self) -> str:
         """Show the destination and the counts."""
         return (
-            f"<Pool {self._parsed_destination.origin} clients={self.size}/{self.max_clients} "
-            f"free={self.free_count} waiting={len(self._waiters)}>"
+            f"<Pool {self._destination.origin} clients={self._size}/{self._max_clients} "
+            f"free={self._free_count} waiting={len(self._waiters)}>"
         )

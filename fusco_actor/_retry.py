@@ -1,4 +1,4 @@
-"""The send-retry rule of API.md §4, as a pure function (testable without actors)."""
+"""The send-retry rule of README "Send-retry", as a pure function (testable without actors)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Theory of operation
 pykka has no supervision, so it is built from three parts:
 
 * every client actor reports its own end from its thread (``on_failure`` or
-  ``on_stop`` → ``Client.on_exit``) with the commands it still held — a
+  ``on_stop`` → ``Client._on_exit``) with the commands it still held — a
   report that cannot be lost, unlike pykka's link-less actor deaths;
 * the :class:`Client` handle parks commands sent while an incarnation is
   ending (the inbox is closed), so pykka's "message lands in a drained
@@ -13,7 +13,7 @@ pykka has no supervision, so it is built from three parts:
 * the :class:`SupervisorActor`, a loop actor served on the scheduler thread
   (``_scheduler``), decides, one message at a time, whether to
   restart the child (at most ``max_restarts`` crashes within ``max_seconds``)
-  and which held requests go out again (API.md §3-§4): queued ones always;
+  and which held requests go out again (README "Supervision", "Send-retry"): queued ones always;
   one that was on the wire only while its ``send_retry`` and idempotency
   allow — otherwise it fails with ``ConnectionClosed``. A child given up on
   fails everything with ``ClientStopped``.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,10 +38,22 @@ from fusco_actor._exceptions import BadOption, ClientStopped, ConnectionClosed
 from fusco_actor._future import ReplyFuture
 from fusco_actor._handle import Client, with_abort_grace
 from fusco_actor._inbox import Call, Command, Inbox
-from fusco_actor._options import parse_destination, parse_options
+from fusco_actor._options import (
+    CheckedOptions,
+    ClientOptions,
+    Destination,
+    DestinationLike,
+    parse_destination,
+    parse_options,
+)
 from fusco_actor._retry import may_resend
 from fusco_actor._scheduler import LoopActor
 from fusco_actor.messages import check_timeout
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
 
 __all__ = ["RestartIntensity", "Supervisor", "SupervisorActor", "split_held"]
 
@@ -73,7 +86,7 @@ def split_held(held: list[Command]) -> tuple[list[Command], list[Command]]:
     """Split a crashed incarnation's commands into (send again, fail with ConnectionClosed).
 
     A command never written goes again. A request that was on the wire goes
-    again only while API.md §4 allows it: idempotent and within ``send_retry``.
+    again only while the send-retry rule allows it: idempotent and within ``send_retry``.
     """
     again: list[Command] = []
     failed: list[Command] = []
@@ -122,7 +135,7 @@ class ChildStopped(Command):
 def _report_lost(command: Command) -> None:
     """Give the child up: its report reached a stopped supervisor."""
     if isinstance(command, ChildCrashed):
-        command.client.give_up(command.held, "the client's supervisor has stopped")
+        command.client._give_up(command.held, "the client's supervisor has stopped")
 
 
 class SupervisorActor(LoopActor):
@@ -147,7 +160,7 @@ class SupervisorActor(LoopActor):
             except Exception:
                 logger.exception("supervisor failed to restart %r", message.client)
                 self._drop(message.client)
-                message.client.give_up(message.held, "the client's supervisor failed")
+                message.client._give_up(message.held, "the client's supervisor failed")
         elif isinstance(message, ChildStopped):
             self.stopped(message.client)
         else:
@@ -159,7 +172,7 @@ class SupervisorActor(LoopActor):
         for command in self.actor_inbox.close():  # type: ignore[attr-defined]
             _report_lost(command)
         for child in self.take_children():  # none left running unsupervised
-            child.begin_shutdown("the client's supervisor has stopped")
+            child._begin_shutdown("the client's supervisor has stopped")
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         """Behave as on stop after a supervisor bug."""
@@ -202,7 +215,7 @@ class SupervisorActor(LoopActor):
         """Restart ``client`` or give up on it (scheduler thread)."""
         key = id(client)
         if key not in self._children:
-            client.give_up(held, "the client's supervisor has stopped")
+            client._give_up(held, "the client's supervisor has stopped")
             return
         intensity, allowed = self._intensity[key].record(time.monotonic())
         self._intensity[key] = intensity
@@ -217,11 +230,11 @@ class SupervisorActor(LoopActor):
         if not allowed:
             logger.warning("client %r crashed too often (%r); giving up", client, reason)
             self._drop(client)
-            client.give_up(again, "the client crashed too often; its supervisor gave up")
+            client._give_up(again, "the client crashed too often; its supervisor gave up")
             return
         self._restarts[key] += 1
         logger.info("restarting client %r after %r", client, reason)
-        client.restart(again)
+        client._restart(again)
 
     def stopped(self, client: Client) -> None:
         """Forget a child that stopped for good (disconnected or given up)."""
@@ -253,7 +266,7 @@ class Supervisor:
         self, ref: pykka.ActorRef[SupervisorActor], children: dict[int, Client] | None = None
     ) -> None:
         """Wrap a started supervisor actor and the dict of its children; use :meth:`start`."""
-        self.actor_ref = ref
+        self._ref = ref
         self._proxy = ref.proxy()
         self._children = {} if children is None else children
 
@@ -286,18 +299,32 @@ class Supervisor:
         ref = SupervisorActor.start(max_restarts, float(max_seconds), on_child_gone, children)
         return cls(ref, children)
 
-    def start_client(self, destination: Any, **options: Any) -> Client:
+    def start_client(
+        self, destination: DestinationLike, **options: Unpack[ClientOptions]
+    ) -> Client:
         """Start a client under this supervisor (``fusco_actor.start_link``).
+
+        Args:
+            destination: as for :func:`fusco_actor.start`.
+            **options: the keys of :class:`~fusco_actor.ClientOptions`, as for
+                :func:`fusco_actor.start`.
 
         Raises:
             BadArgument: a bad destination.
             BadOption: a bad option.
             ClientStopped: the supervisor has stopped.
         """
-        dest, opts = parse_destination(destination), parse_options(options)
-        if not self.actor_ref.is_alive():
+        return self._start_child(parse_destination(destination), parse_options(options))
+
+    def _start_child(self, destination: Destination, options: CheckedOptions) -> Client:
+        """Start a client from checked arguments (the pool's way: its options carry its jar).
+
+        Raises:
+            ClientStopped: the supervisor has stopped.
+        """
+        if not self._ref.is_alive():
             raise ClientStopped("the supervisor has stopped")
-        client = Client(dest, opts, self)
+        client = Client(destination, options, self)
         # Listed at once, so that a stop right after this sees the child...
         self._children[id(client)] = client
         # ...but not waited on: a pool calls this under its lock while the supervisor
@@ -342,24 +369,24 @@ class Supervisor:
             children = list(self._children.values())
         message = "the client's supervisor has stopped"
         for child in children:
-            child.begin_shutdown(message)
+            child._begin_shutdown(message)
         aborted = []
         for child in children:
-            if not child.wait_stopped(remaining(deadline)):
-                child.abort(f"{message}: its {seconds} s stop timeout passed")
+            if not child._wait_stopped(remaining(deadline)):
+                child._abort(f"{message}: its {seconds} s stop timeout passed")
                 aborted.append(child)
         grace = with_abort_grace(deadline)
         for child in aborted:
-            child.wait_stopped(remaining(grace))
+            child._wait_stopped(remaining(grace))
         with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
-            self.actor_ref.stop(block=True, timeout=remaining(grace))
+            self._ref.stop(block=True, timeout=remaining(grace))
 
     # -- reports from children (their threads) ----------------------------------
 
-    def child_crashed(self, client: Client, held: list[Command], reason: Any) -> None:
+    def _child_crashed(self, client: Client, held: list[Command], reason: Any) -> None:
         """Report a crash; the supervisor actor restarts ``client`` or gives it up."""
-        self.actor_ref.actor_inbox.put_command(ChildCrashed(client, held, reason))  # type: ignore[attr-defined]
+        self._ref.actor_inbox.put_command(ChildCrashed(client, held, reason))  # type: ignore[attr-defined]
 
-    def child_stopped(self, client: Client) -> None:
+    def _child_stopped(self, client: Client) -> None:
         """Report that ``client`` stopped for good."""
-        self.actor_ref.actor_inbox.put_command(ChildStopped(client))  # type: ignore[attr-defined]
+        self._ref.actor_inbox.put_command(ChildStopped(client))  # type: ignore[attr-defined]

@@ -39,7 +39,7 @@ from fusco_actor._exceptions import (
 from fusco_actor._parser import ResponseParser
 
 if TYPE_CHECKING:
-    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._options import CheckedOptions, Destination
 
 __all__ = ["Connection", "open_connection", "send_buffers"]
 
@@ -256,7 +256,7 @@ _poll = getattr(select, "poll", None)
 
 
 def _tcp_connect(
-    host: str, port: int, options: ClientOptions, deadline: float | None, what: str
+    host: str, port: int, options: CheckedOptions, deadline: float | None, what: str
 ) -> socket.socket:
     infos = socket.getaddrinfo(host, port, options.family, socket.SOCK_STREAM)
     last: OSError | None = None
@@ -278,7 +278,7 @@ def _tcp_connect(
 
 
 def _tunnel(
-    sock: socket.socket, destination: Destination, options: ClientOptions, deadline: float | None
+    sock: socket.socket, destination: Destination, options: CheckedOptions, deadline: float | None
 ) -> None:
     """Open an HTTP CONNECT tunnel (RFC 9110 §9.3.6) through the proxy on ``sock``.
 
@@ -306,7 +306,7 @@ def _tunnel(
 
 
 def open_connection(
-    destination: Destination, options: ClientOptions, deadline: float | None
+    destination: Destination, options: CheckedOptions, deadline: float | None
 ) -> Connection:
     """Connect to the destination (through the proxy when one is set).
 

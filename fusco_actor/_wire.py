@@ -33,7 +33,7 @@ from fusco_actor._transport import READ_SIZE, Connection, send_buffers
 if TYPE_CHECKING:
     from fusco_actor._encoder import PreparedRequest
     from fusco_actor._inbox import Call
-    from fusco_actor._options import ClientOptions, Destination
+    from fusco_actor._options import CheckedOptions, Destination
 
 __all__ = ["BodyStreamFailed", "ClosedEarly", "Origin", "Wire"]
 
@@ -68,11 +68,18 @@ class Origin:
 
     __slots__ = ("_heads", "destination", "host_field", "jar", "proxy_fields", "target_prefix")
 
-    def __init__(self, destination: Destination, options: ClientOptions) -> None:
-        """Precompute the per-client parts of every request head; a jar with ``use_cookies``."""
+    def __init__(self, destination: Destination, options: CheckedOptions) -> None:
+        """Precompute the per-client parts of every request head.
+
+        With ``use_cookies`` the jar is the handle's (or its pool's), so that
+        restarts and a pool's clients share it; one of its own otherwise.
+        """
         self.destination = destination
         self.host_field = destination.host_field
-        self.jar = CookieJar() if options.use_cookies else None
+        jar = options.cookie_jar
+        if jar is None and options.use_cookies:
+            jar = CookieJar(destination.host)
+        self.jar = jar
         self.target_prefix = b""
         self.proxy_fields = b""
         # Without cookies a head depends on the prepared request alone: built once for

@@ -2,15 +2,18 @@
 
 A thin layer over the public API (:func:`fusco_actor.start`,
 :meth:`fusco_actor.Client.request`, :class:`fusco_actor.Pool` and the errors);
-``fusco get`` lives in :mod:`fusco_actor._cli_get`, ``fusco bench`` in
+``fusco get`` lives in :mod:`fusco_actor._cli_get` (and the ``_cli_request``,
+``_cli_session``, ``_cli_proxy``, ``_cli_redirects``, ``_cli_output`` and
+``_cli_writeout`` modules it uses), ``fusco bench`` in
 :mod:`fusco_actor._cli_bench` (its load generator in :mod:`fusco_actor._bench`).
 
 Exit status: 0 when the command did its job (``get`` received a response,
 whatever its status; ``bench`` got a response, whatever its status, to every
 request it sent), 1 with a one-line ``fusco: ...`` on stderr otherwise
 (``bench`` still prints its report when some requests failed), 2 for a usage
-error, 130 when interrupted by SIGINT and 143 by SIGTERM (``bench`` still
-prints the report of what it measured and stops its embedded server).
+error, 22 when ``get --fail`` received a status of 400 or more (curl's code),
+130 when interrupted by SIGINT and 143 by SIGTERM (``bench`` still prints the
+report of what it measured and stops its embedded server).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"%(prog)s {fusco_actor.__version__}"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_get_parser(sub, common)
+    add_get_parser(sub)
     add_bench_parser(sub, common)
     return parser
 
@@ -55,8 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         0 on success, 1 when the request or setup failed (one line on stderr)
-        or some of ``bench``'s requests failed, 2 for a usage error, 130 when
-        interrupted by SIGINT, 143 when ``bench`` is stopped by SIGTERM.
+        or some of ``bench``'s requests failed, 2 for a usage error, 22 when
+        ``get --fail`` received a status >= 400, 130 when interrupted by
+        SIGINT, 143 when ``bench`` is stopped by SIGTERM.
 
     Example:
         >>> main(["get", "-i", "http://127.0.0.1:8080/"])  # doctest: +SKIP

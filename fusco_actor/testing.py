@@ -17,4 +17,4 @@ def inject_crash(client: Client) -> None:
     received a response. The exception is an ``InjectedCrash`` (a
     ``RuntimeError``); under a supervisor the client is restarted.
     """
-    client.actor.crash_next = True
+    client._actor.crash_next = True

@@ -37,7 +37,15 @@ def embedded_server() -> Iterator[EmbeddedServer]:
 
 ENGINES: Final = ("threaded", "loop")
 #: Where no client actor runs (or the engine is fixed): never run once per engine.
-_ENGINE_FREE: Final = ("unit", "property", "cli", "test_scheduler.py", "test_thread_engine.py")
+_ENGINE_FREE: Final = (
+    "unit",
+    "property",
+    "cli",
+    "static",
+    "test_scheduler.py",
+    "test_thread_engine.py",
+    "test_bench_html_browser.py",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

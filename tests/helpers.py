@@ -130,7 +130,7 @@ class SocketLike(Protocol):
 
 def uses_loop_engine(client: fusco_actor.Client) -> bool:
     """Return whether ``client`` runs on the loop engine (``FUSCO_ACTOR_ENGINE=loop``)."""
-    return isinstance(client.actor, LoopClientActor)
+    return isinstance(client._actor, LoopClientActor)
 
 
 def client_connection(client: fusco_actor.Client) -> Any:
@@ -139,7 +139,7 @@ def client_connection(client: fusco_actor.Client) -> Any:
     Both have ``address``, ``tunnelled`` and ``requests_done``; use the helpers
     below for the socket and the TLS session.
     """
-    conn = client.actor.connection
+    conn = client._actor.connection
     assert conn is not None, "the client holds no connection"
     return conn
 
@@ -211,11 +211,11 @@ def idle_connection_closed_by_peer(client: fusco_actor.Client, timeout: float) -
     byte instead fails the test. Loop: the actor hears the close and drops the
     connection. A client that already closed it (the server said close) is done.
     """
-    conn = client.actor.connection
+    conn = client._actor.connection
     if conn is None:
         return True
     if uses_loop_engine(client):
-        return wait_for(lambda: client.actor.connection is not conn or conn.is_closed, timeout)
+        return wait_for(lambda: client._actor.connection is not conn or conn.is_closed, timeout)
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -235,13 +235,13 @@ def idle_connection_readable(client: fusco_actor.Client, timeout: float) -> bool
     request). Loop: the loop reads at once, so the bytes wait in the actor's
     parser, or the actor has already dropped the connection for them.
     """
-    conn = client.actor.connection
+    conn = client._actor.connection
     if conn is None:
         return True
     if not uses_loop_engine(client):
         readable, _, _ = select.select([conn.sock], [], [], timeout)
         return bool(readable)
-    actor = client.actor
+    actor = client._actor
 
     def news() -> bool:
         parser = actor._parser

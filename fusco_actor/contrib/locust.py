@@ -25,8 +25,8 @@ Choices:
   user sends one request at a time, which is what one connection serves; a
   ``Pool`` would add a supervisor and a free-list per user for nothing. Many
   users are many connections, all on fusco_actor's one scheduler thread.
-- **Options.** Every name in :data:`fusco_actor._options.START_OPTIONS` (the
-  options of ``fusco_actor.start``: ``connect_timeout``, ``pipeline``,
+- **Options.** Every key of ``fusco_actor.ClientOptions`` (the options of
+  ``fusco_actor.start``: ``connect_timeout``, ``pipeline``,
   ``ssl_context``, ``send_retry``, ``use_cookies``...) that the user has as an
   attribute (class or instance) is passed to ``start`` as it is; a wrong one
   raises ``BadOption`` when the user is created. ``on_connect`` may be a
@@ -62,7 +62,7 @@ from locust.exception import CatchResponseError, LocustError, ResponseError, Sto
 import fusco_actor
 from fusco_actor._exceptions import BadArgument, FuscoError
 from fusco_actor._headers import Headers
-from fusco_actor._options import START_OPTIONS, parse_destination, parse_options
+from fusco_actor._options import OPTION_NAMES, parse_destination, parse_options
 from fusco_actor.contrib import _gevent
 
 if TYPE_CHECKING:
@@ -222,12 +222,12 @@ class ResponseContextManager:
 def user_options(user: object) -> dict[str, Any]:
     """Return the ``fusco_actor.start`` options ``user`` has as attributes.
 
-    Every name of ``START_OPTIONS`` found on the user (its class or itself) is
+    Every name of ``OPTION_NAMES`` found on the user (its class or itself) is
     taken as it is, None included; ``start`` checks them.
     """
     missing = object()
     options = {}
-    for name in sorted(START_OPTIONS):
+    for name in sorted(OPTION_NAMES):
         value = getattr(user, name, missing)
         if value is not missing:
             options[name] = value
@@ -273,7 +273,7 @@ class FuscoSession:
     def client(self) -> fusco_actor.Client:
         """The fusco_actor client, started now if it is not running."""
         client = self._client
-        if client is None or client.is_stopped:
+        if client is None or client._is_stopped:
             client = self._client = fusco_actor.start(self.base_url, **self.options)
         return client
 
@@ -284,7 +284,7 @@ class FuscoSession:
         with ``ClientStopped``). Waits cooperatively under gevent.
         """
         client, self._client = self._client, None
-        if client is not None and not client.is_stopped:
+        if client is not None and not client._is_stopped:
             client.disconnect(timeout)
 
     @overload

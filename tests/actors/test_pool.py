@@ -69,7 +69,7 @@ def test_a_bad_client_option_is_a_bad_option_before_any_actor_starts(
 ) -> None:
     actors_before = len(pykka.ActorRegistry.get_all())
     with pytest.raises(BadOption, match="connect_timeout"):
-        Pool.start(embedded_server.url, max_clients=2, connect_timeout="soon")
+        Pool.start(embedded_server.url, max_clients=2, connect_timeout="soon")  # type: ignore[arg-type]
     assert len(pykka.ActorRegistry.get_all()) == actors_before
 
 
@@ -103,7 +103,7 @@ def test_blocked_callers_get_a_freed_client_in_fifo_order(
 
     assert order == [0, 1, 2, 3, 4]
     assert all(client is held for client in got)
-    assert (pool.size, pool.free_count) == (1, 1)
+    assert (pool._size, pool._free_count) == (1, 1)
 
 
 def test_queued_pool_requests_are_served_in_fifo_order(
@@ -156,7 +156,7 @@ def test_a_pool_request_that_waits_past_its_timeout_fails_and_does_not_take_a_cl
     assert isinstance(result, (RequestTimeout, PoolTimeout)), result
 
     pool.free_client(held)
-    assert pool.free_count == 1  # the abandoned request was skipped
+    assert pool._free_count == 1  # the abandoned request was skipped
     assert outcome(pool.request("/", timeout=LONG_TIMEOUT)).status == 200
 
 
@@ -178,20 +178,20 @@ def test_a_client_that_stops_for_good_is_dropped_and_replaced_on_demand(
     pool = pools(embedded_server.url, max_clients=2)
     doomed = pool.get_client(timeout=SHORT_TIMEOUT)
     other = pool.get_client(timeout=SHORT_TIMEOUT)
-    assert pool.size == 2
+    assert pool._size == 2
 
     crash_until_given_up(doomed)
 
-    assert pool.size == 1
-    assert pool.supervisor.children() == [other]
+    assert pool._size == 1
+    assert pool._supervisor.children() == [other]
     pool.free_client(doomed)  # a stopped client is forgotten, not put back
-    assert (pool.size, pool.free_count) == (1, 0)
+    assert (pool._size, pool._free_count) == (1, 0)
     fresh = pool.get_client(timeout=SHORT_TIMEOUT)
     assert fresh is not doomed
     assert fresh is not other
-    assert pool.size == 2
+    assert pool._size == 2
     assert outcome(fresh.request("/", timeout=LONG_TIMEOUT)).status == 200
-    assert sorted(map(id, pool.supervisor.children())) == sorted(map(id, [other, fresh]))
+    assert sorted(map(id, pool._supervisor.children())) == sorted(map(id, [other, fresh]))
 
 
 def test_a_waiter_gets_a_new_client_when_the_busy_one_stops_for_good(
@@ -208,7 +208,7 @@ def test_a_waiter_gets_a_new_client_when_the_busy_one_stops_for_good(
 
     assert len(got) == 1
     assert got[0] is not doomed
-    assert pool.size == 1
+    assert pool._size == 1
     assert outcome(got[0].request("/", timeout=LONG_TIMEOUT)).status == 200
 
 
@@ -219,8 +219,8 @@ def test_a_crashed_pool_client_is_restarted_behind_the_same_handle(
     with pool.client(timeout=SHORT_TIMEOUT) as client:
         inject_crash(client)
         assert outcome(client.request("/", timeout=LONG_TIMEOUT)).status == 200
-    assert pool.supervisor.restarts(client) == 1
-    assert (pool.size, pool.free_count) == (1, 1)
+    assert pool._supervisor.restarts(client) == 1
+    assert (pool._size, pool._free_count) == (1, 1)
     assert pool.get_client(timeout=SHORT_TIMEOUT) is client
 
 
@@ -248,7 +248,7 @@ def test_freeing_a_client_while_the_supervisor_gives_it_up_is_quietly_ignored(
     crash_until_given_up(doomed)
 
     assert freed_in_window == ["ignored"]
-    assert (pool.size, pool.free_count) == (0, 0)
+    assert (pool._size, pool._free_count) == (0, 0)
 
 
 def test_freeing_a_client_of_another_pool_is_a_bad_argument(
@@ -259,7 +259,7 @@ def test_freeing_a_client_of_another_pool_is_a_bad_argument(
     stranger = theirs.get_client(timeout=SHORT_TIMEOUT)
     with pytest.raises(BadArgument):
         mine.free_client(stranger)
-    assert mine.free_count == 0
+    assert mine._free_count == 0
 
 
 # -- lending -------------------------------------------------------------------------------
@@ -270,14 +270,14 @@ def test_the_client_context_manager_frees_the_client_on_exit_and_on_error(
 ) -> None:
     pool = pools(embedded_server.url, max_clients=1)
     with pool.client(timeout=SHORT_TIMEOUT) as client:
-        assert pool.free_count == 0
+        assert pool._free_count == 0
         assert outcome(client.request("/", timeout=LONG_TIMEOUT)).status == 200
-    assert pool.free_count == 1
+    assert pool._free_count == 1
 
     with pytest.raises(ZeroDivisionError), pool.client(timeout=SHORT_TIMEOUT) as again:
         assert again is client
         _ = 1 / 0
-    assert pool.free_count == 1
+    assert pool._free_count == 1
     assert pool.get_client(timeout=SHORT_TIMEOUT) is client
 
 
@@ -308,7 +308,7 @@ def test_stop_with_busy_clients_resolves_every_request(
     assert all(isinstance(r, (Response, ClientStopped)) for r in results), results
     assert sum(isinstance(r, ClientStopped) for r in results) >= 10
     assert len(errors) == 1
-    assert pool.size == 0
+    assert pool._size == 0
     assert isinstance(outcome(pool.request("/"), SHORT_TIMEOUT), ClientStopped)
     with pytest.raises(ClientStopped):
         pool.get_client(timeout=SHORT_TIMEOUT)
@@ -428,7 +428,7 @@ def test_pool_request_never_hands_one_client_to_two_callers_at_once(
     assert server.max_per_connection == 1
     assert server.max_overall <= 4
     assert server.connections <= 4
-    assert pool.size <= 4
+    assert pool._size <= 4
 
 
 # -- leaks ---------------------------------------------------------------------------------
@@ -450,10 +450,10 @@ def test_a_stopped_pool_leaves_no_thread_or_socket_behind(embedded_server: Embed
     pool = Pool.start(embedded_server.url, max_clients=8)
     futures = [pool.request("/", timeout=LONG_TIMEOUT) for _ in range(200)]
     assert [outcome(f).status for f in futures] == [200] * 200
-    assert pool.size == 8
+    assert pool._size == 8
     # A threaded client has a thread of its own (the supervisor has none); the loop
     # engine's clients all run on the scheduler thread, counted before.
-    own_threads = 0 if all(uses_loop_engine(c) for c in pool.supervisor.children()) else 8
+    own_threads = 0 if all(uses_loop_engine(c) for c in pool._supervisor.children()) else 8
     assert threading.active_count() >= threads_before + own_threads
     assert open_fds() >= fds_before + 8
     pool.stop(LONG_TIMEOUT)

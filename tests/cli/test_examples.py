@@ -44,7 +44,15 @@ def test_example_runs_and_exits_zero(script: Path) -> None:
 
 
 def test_examples_have_pep_723_headers() -> None:
+    """``uv run examples/x.py`` takes fusco_actor from this clone: it is not on PyPI.
+
+    README.md's test runs ``uv run examples/get.py`` as the README states it.
+    """
     for script in EXAMPLES.glob("*.py"):
         text = script.read_text()
         assert text.startswith("# /// script\n"), script.name
         assert re.search(r'# dependencies = \["fusco_actor(\[\w+\])?"', text), script.name
+        header = text.split("# ///\n", 1)[0]
+        assert '# [tool.uv.sources]\n# fusco_actor = { path = "..", editable = true }\n' in (
+            header
+        ), script.name

@@ -114,7 +114,7 @@ def answer_once_stopping(
 def test_supervisor_stop_lets_a_request_on_the_wire_finish_and_fails_the_queued_ones() -> None:
     arrived = threading.Event()
     holder: list[fusco_actor.Client] = []
-    handler = answer_once_stopping(arrived, lambda: bool(holder) and holder[0].is_stopped)
+    handler = answer_once_stopping(arrived, lambda: bool(holder) and holder[0]._is_stopped)
     with SocketServerThread(handler) as server:
         sup = fusco_actor.Supervisor.start()
         client = sup.start_client(server.url)
@@ -129,7 +129,7 @@ def test_supervisor_stop_lets_a_request_on_the_wire_finish_and_fails_the_queued_
         assert isinstance(response, Response), response
         assert (response.status, response.body) == (200, b"late")
         assert isinstance(outcome(queued), ClientStopped)
-        assert client.actor.finished.is_set()
+        assert client._actor.finished.is_set()
         server.wait_done()
     assert len(server.connections[0].requests) == 1  # the queued one never went out
 
@@ -137,12 +137,12 @@ def test_supervisor_stop_lets_a_request_on_the_wire_finish_and_fails_the_queued_
 def test_pool_stop_lets_a_request_on_the_wire_finish_and_fails_the_waiting_ones() -> None:
     arrived = threading.Event()
     holder: list[fusco_actor.Client] = []
-    handler = answer_once_stopping(arrived, lambda: bool(holder) and holder[0].is_stopped)
+    handler = answer_once_stopping(arrived, lambda: bool(holder) and holder[0]._is_stopped)
     with SocketServerThread(handler) as server:
         pool = fusco_actor.Pool.start(server.url, max_clients=1)
         on_the_wire = pool.request("/slow", "GET", timeout=LONG_TIMEOUT)
         assert arrived.wait(LONG_TIMEOUT)
-        holder.extend(pool.supervisor.children())
+        holder.extend(pool._supervisor.children())
         waiting = pool.request("/waiting", "GET", timeout=LONG_TIMEOUT)
 
         pool.stop(LONG_TIMEOUT)

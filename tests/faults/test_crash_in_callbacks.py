@@ -2,8 +2,8 @@
 
 On the loop engine such code runs in a callback of the event loop, outside
 any mailbox turn; what it raises must still stop the actor through
-``on_failure``, so that its supervisor restarts it and re-sends what API.md
-§4 allows, instead of being logged by the loop and lost.
+``on_failure``, so that its supervisor restarts it and re-sends what the
+README's "Send-retry" allows, instead of being logged by the loop and lost.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def test_a_base_exception_in_a_callback_stops_the_client_and_never_the_scheduler
     with SocketServerThread(serve) as server:
         client = fusco_actor.start(server.url, on_connect=leave)
         assert isinstance(outcome(client.request("/", timeout=LONG_TIMEOUT)), ClientStopped)
-        assert client.actor.finished.wait(LONG_TIMEOUT)
+        assert client._actor.finished.wait(LONG_TIMEOUT)
         assert get_scheduler().thread.is_alive()
         with fusco_actor.start(server.url) as later:
             response = outcome(later.request("/later", timeout=LONG_TIMEOUT))

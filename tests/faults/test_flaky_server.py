@@ -6,7 +6,7 @@ request right after reading the next one, without answering it — what a
 server does when its keep-alive timer fires as a request arrives. It records
 each request's ``X-Request-Id`` as *executed* (answered) or *dropped*.
 
-API.md §4: such a request is sent again on a fresh connection (a POST too,
+README "Send-retry": such a request is sent again on a fresh connection (a POST too,
 since it went out on a reused connection that closed with no byte of
 response); so every GET succeeds and no request is ever executed twice.
 """
@@ -227,7 +227,7 @@ def test_16_threads_x_500_gets_through_a_pool_all_succeed_despite_dropped_keep_a
     assert flaky_server.dropped, "the server never dropped a request: the fault was not exercised"
     assert set(flaky_server.executed) == set(outcomes)
     assert set(flaky_server.dropped) <= set(outcomes)
-    assert pool.size <= MAX_CLIENTS
+    assert pool._size <= MAX_CLIENTS
     assert elapsed < BUDGET
 
 

@@ -3,7 +3,7 @@
 - A connection's owner callbacks are not filtered by connection identity: the
   loss of a connection the actor no longer holds (one it aborted, a connect
   overtaken by a close) must not close the connection it holds now, nor fail
-  or re-send the requests on it (API.md §4).
+  or re-send the requests on it (README "Send-retry").
 - A re-send withdrawn by its caller (``cancel``) while it waits for a new
   connection leaves the actor's timers: it is disarmed like every other call.
 - Bytes that reach an idle connection before the loop reads them (a server's
@@ -50,7 +50,7 @@ def _loop_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def loop_actor(client: fusco_actor.Client) -> LoopClientActor:
     """Return the client's loop actor (these faults are the loop engine's)."""
-    actor = client.actor
+    actor = client._actor
     if not isinstance(actor, LoopClientActor):
         pytest.skip("a fault of the loop engine")
     return actor
@@ -95,7 +95,7 @@ def test_a_resend_cancelled_while_its_connect_hangs_leaves_no_timer() -> None:
         first = server.accept()
         read_request(first)
         assert fill_backlog(server.port, fillers), "the backlog never filled"  # re-send hangs
-        first.close()  # no byte of a response: the GET goes again (API.md §4)
+        first.close()  # no byte of a response: the GET goes again (README "Send-retry")
 
     with SocketServerThread(serve, backlog=0) as server:
         try:

@@ -68,7 +68,7 @@ def test_a_send_ends_at_the_deadline_however_slowly_the_peer_reads(
     server_context, client_context = tls if use_tls else (None, None)
     with peer(read_slowly, server_context) as server:
         url = server.url.replace("http://", "https://") if use_tls else server.url
-        options = {"ssl_context": client_context} if use_tls else {}
+        options: fusco_actor.ClientOptions = {"ssl_context": client_context} if use_tls else {}
         with fusco_actor.start(url, **options) as client:
             started = time.monotonic()
             result = outcome(client.request("/upload", "POST", body=BODY, timeout=TIMEOUT), 10.0)

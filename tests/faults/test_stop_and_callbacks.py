@@ -84,7 +84,7 @@ def test_disconnect_with_a_hung_request_aborts_at_its_timeout() -> None:
         assert took < STOP_TIMEOUT + SLACK
         assert isinstance(outcome(in_flight, SHORT_TIMEOUT), ClientStopped)
         assert isinstance(outcome(queued, SHORT_TIMEOUT), ClientStopped)
-        assert client.actor.finished.wait(SHORT_TIMEOUT)
+        assert client._actor.finished.wait(SHORT_TIMEOUT)
         assert not client.actor_ref.is_alive()
         with pytest.raises(ClientStopped):
             fusco_actor.request(client, "/later", "GET", [], b"", SHORT_TIMEOUT)
@@ -117,15 +117,15 @@ def test_pool_stop_with_hung_requests_returns_within_its_timeout() -> None:
     with SocketServerThread(hang) as server:
         pool = fusco_actor.Pool.start(server.url, max_clients=3)
         futures = [pool.request(f"/{i}", "GET") for i in range(5)]  # 3 in flight, 2 waiting
-        clients = list(pool.supervisor.children())
+        clients = list(pool._supervisor.children())
         assert len(clients) == 3
         started = time.monotonic()
         pool.stop(timeout=STOP_TIMEOUT)
         assert time.monotonic() - started < STOP_TIMEOUT + SLACK
         assert all(isinstance(outcome(f, SHORT_TIMEOUT), ClientStopped) for f in futures)
         for client in clients:
-            assert client.actor.finished.wait(SHORT_TIMEOUT)
-        assert not pool.supervisor.actor_ref.is_alive()
+            assert client._actor.finished.wait(SHORT_TIMEOUT)
+        assert not pool._supervisor._ref.is_alive()
 
 
 def test_supervisor_stop_with_hung_requests_stops_children_in_parallel() -> None:
@@ -137,7 +137,7 @@ def test_supervisor_stop_with_hung_requests_stops_children_in_parallel() -> None
         sup.stop(timeout=STOP_TIMEOUT)  # one timeout for all, not one per child
         assert time.monotonic() - started < STOP_TIMEOUT + SLACK
         assert all(isinstance(outcome(f, SHORT_TIMEOUT), ClientStopped) for f in futures)
-        assert all(c.actor.finished.wait(SHORT_TIMEOUT) for c in clients)
+        assert all(c._actor.finished.wait(SHORT_TIMEOUT) for c in clients)
         assert sup.children() == []
 
 
@@ -359,7 +359,7 @@ def test_an_abort_during_a_stream_ends_the_actor() -> None:
         client.disconnect(timeout=STOP_TIMEOUT)
         assert time.monotonic() - started < STOP_TIMEOUT + SLACK
         assert isinstance(outcome(later, SHORT_TIMEOUT), ClientStopped)
-        assert client.actor.finished.wait(SHORT_TIMEOUT)  # the actor is not left waiting
+        assert client._actor.finished.wait(SHORT_TIMEOUT)  # the actor is not left waiting
         with pytest.raises(ClientStopped):
             resp.read()
         server.wait_done()
@@ -372,8 +372,8 @@ def test_supervisor_stop_with_no_time_left_still_stops_every_child() -> None:
         client = sup.start_client(server.url)
         assert fusco_actor.request(client, "/a", "GET", [], b"", LONG_TIMEOUT).body == b"/a"
         sup.stop(timeout=0)
-        assert client.is_stopped
-        assert client.actor.finished.wait(SHORT_TIMEOUT)
+        assert client._is_stopped
+        assert client._actor.finished.wait(SHORT_TIMEOUT)
         with pytest.raises(ClientStopped):
             fusco_actor.request(client, "/b", "GET", [], b"", SHORT_TIMEOUT)
 
@@ -384,7 +384,7 @@ def test_a_disconnect_that_aborts_a_restarting_child_leaves_no_incarnation_runni
     release = threading.Event()
     on_loop = issubclass(_actor_class(), LoopActor)
     reports: list[tuple[Any, ...]] = []
-    real_child_crashed = fusco_actor.Supervisor.child_crashed
+    real_child_crashed = fusco_actor.Supervisor._child_crashed
 
     def busy(_: Any) -> None:  # keeps the supervisor busy while the crash report waits
         release.wait(LONG_TIMEOUT)
@@ -393,7 +393,7 @@ def test_a_disconnect_that_aborts_a_restarting_child_leaves_no_incarnation_runni
         reports.append((sup, *report))  # the crash report waits (the loop must not block)
 
     if on_loop:
-        monkeypatch.setattr(fusco_actor.Supervisor, "child_crashed", report_later)
+        monkeypatch.setattr(fusco_actor.Supervisor, "_child_crashed", report_later)
 
     def serve_two(listener: Any, server: SocketServerThread) -> None:
         for _ in range(2):

@@ -92,7 +92,7 @@ def test_crashes_beyond_the_intensity_stop_the_child_and_fail_its_requests_with_
     assert all(isinstance(r, ClientStopped) for r in results), results
     later = outcome(doomed.request("/", timeout=LONG_TIMEOUT), SHORT_TIMEOUT)
     assert isinstance(later, ClientStopped)
-    assert doomed.is_stopped
+    assert doomed._is_stopped
     assert sup.children() == [other]
 
     # The supervisor still serves, and restarts, its other child.
@@ -146,7 +146,7 @@ def test_a_disconnected_child_is_not_restarted_and_later_requests_fail_client_st
     assert [outcome(f).status for f in queued] == [200] * 5  # served before the disconnect
     assert isinstance(outcome(client.request("/"), SHORT_TIMEOUT), ClientStopped)
     assert not client.actor_ref.is_alive()
-    assert client.is_stopped
+    assert client._is_stopped
     assert sup.restarts(client) == 0
     assert sup.children() == [keeper]
 
@@ -181,7 +181,7 @@ def test_an_incarnation_stopped_before_its_restart_completes_fails_requests_inst
 
     assert isinstance(outcome(client.request("/")), ClientStopped)
     assert isinstance(outcome(client.request("/"), SHORT_TIMEOUT), ClientStopped)
-    assert client.is_stopped
+    assert client._is_stopped
     assert sup.children() == []
 
 
@@ -201,7 +201,7 @@ def test_stopping_the_supervisor_resolves_every_queued_request(
     assert all(isinstance(r, (Response, ClientStopped)) for r in results), results
     assert any(isinstance(r, ClientStopped) for r in results)
     for client in clients:
-        assert client.is_stopped
+        assert client._is_stopped
         assert isinstance(outcome(client.request("/"), SHORT_TIMEOUT), ClientStopped)
     assert sup.children() == []
     with pytest.raises(ClientStopped):

@@ -227,7 +227,7 @@ def case_options(args: list[str]) -> None:
     assert resp is not None and resp.status == 201
     event = only(events)
     assert event["name"] == "/201" and event["url"] == url + "/status/201"
-    options = user.client.client.options
+    options = user.client.client._options
     assert (options.pipeline, options.connect_timeout, options.send_retry) == (4, 2.0, 0)
     user.client.close()
 

@@ -69,7 +69,7 @@ def test_many_concurrent_arequests_on_one_client(embedded_server: EmbeddedServer
 
     with fusco_actor.start(embedded_server.url) as client:
         responses = run(main(client))
-        connection = client.actor.connection
+        connection = client._actor.connection
     assert [r.body for r in responses] == [pattern(n) for n in sizes]
     assert connection is not None
     assert connection.requests_done == len(sizes)  # all in order on the one connection
@@ -160,7 +160,7 @@ def test_pool_arequest(embedded_server: EmbeddedServer) -> None:
 
     with Pool.start(embedded_server.url, max_clients=4) as pool:
         responses = run(main(pool))
-        assert pool.size <= 4
+        assert pool._size <= 4
     assert [r.body for r in responses] == [pattern(n) for n in range(0, 4000, 100)]
 
 

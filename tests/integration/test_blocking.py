@@ -164,7 +164,7 @@ def test_disconnect_then_blocking_requests_raise_client_stopped(
     client = fusco_actor.start(embedded_server.url)
     assert get(client, "/").status == 200
     fusco_actor.disconnect(client)
-    assert client.is_stopped
+    assert client._is_stopped
     for _ in range(3):
         with pytest.raises(ClientStopped):
             get(client, "/")
@@ -214,7 +214,7 @@ def test_blocking_request_never_overtakes_a_call_taken_but_not_yet_served(
     monkeypatch.setattr(Inbox, "take", parking(Inbox.take))
     with SocketServerThread(one_connection_server) as server:
         client = fusco_actor.start(server.url)
-        inbox = client.actor.actor_inbox
+        inbox = client._actor.actor_inbox
         assert isinstance(inbox, Inbox)
         watched.append(inbox)
         first = client.request("/first", timeout=LONG_TIMEOUT)

@@ -156,7 +156,7 @@ def test_a_longer_stream_than_its_content_length_never_reaches_the_wire() -> Non
                     _gen(b"hello", smuggled),
                     LONG_TIMEOUT,
                 )
-            assert client.actor.connection is None  # closed at once
+            assert client._actor.connection is None  # closed at once
         server.wait_done()
     (received,) = server.connections[0].requests
     head, _, body = received.partition(b"\r\n\r\n")

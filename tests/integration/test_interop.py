@@ -18,6 +18,7 @@ import json
 import ssl
 from collections.abc import Callable, Iterator
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -32,6 +33,9 @@ from tests.integration.interop_servers import (
     TinyproxyServer,
     record,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 from tests.integration.realservers import (
     LONG_TIMEOUT,
     REQUEST_TIMEOUT,
@@ -61,10 +65,11 @@ CLIENT_BUGS: dict[tuple[str, str], str] = {}
 class Connects:
     """A client with its ``on_connect`` reports."""
 
-    def __init__(self, server: InteropServer, **options: object) -> None:
+    def __init__(self, server: InteropServer, **options: Unpack[fusco_actor.ClientOptions]) -> None:
         """Start a client of ``server`` that records every connection attempt."""
         self.infos: list[ConnectInfo] = []
-        self.client = fusco_actor.start(server.url, on_connect=self.infos.append, **options)
+        options["on_connect"] = self.infos.append
+        self.client = fusco_actor.start(server.url, **options)
 
     @property
     def count(self) -> int:
@@ -74,7 +79,9 @@ class Connects:
 
 
 @contextlib.contextmanager
-def client_of(server: InteropServer, **options: object) -> Iterator[Connects]:
+def client_of(
+    server: InteropServer, **options: Unpack[fusco_actor.ClientOptions]
+) -> Iterator[Connects]:
     """Run a counting client of ``server`` for the ``with`` block."""
     connects = Connects(server, **options)
     try:

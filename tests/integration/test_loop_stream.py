@@ -98,7 +98,7 @@ class Firehose:
 
 def is_paused(client: fusco_actor.Client) -> bool:
     """Whether the client's connection has stopped reading (flow control)."""
-    connection = client.actor.connection
+    connection = client._actor.connection
     assert connection is not None
     return bool(connection._protocol.paused)
 
@@ -107,9 +107,9 @@ def test_a_large_body_read_slowly_never_buffers_more_than_a_few_pieces() -> None
     server_side = Firehose()
     with SocketServerThread(server_side) as server:
         with fusco_actor.start(server.url) as client:
-            assert isinstance(client.actor, LoopClientActor)
+            assert isinstance(client._actor, LoopClientActor)
             resp = client.stream("/big", "GET", timeout=60.0).get(timeout=LONG_TIMEOUT)
-            connection = client.actor.connection
+            connection = client._actor.connection
             pieces = resp.iter_bytes()
             consumed = 0
             for phase in range(3):  # read a little, then let the server run into the wall
@@ -123,7 +123,7 @@ def test_a_large_body_read_slowly_never_buffers_more_than_a_few_pieces() -> None
             assert consumed == BIG
             # Read to its end: the connection goes back to keep-alive, reading again.
             assert client.request("/next", timeout=LONG_TIMEOUT).get(timeout=LONG_TIMEOUT).body
-            assert client.actor.connection is connection
+            assert client._actor.connection is connection
             assert not is_paused(client)
         server.wait_done()
     assert len(server.connections) == 1
@@ -202,10 +202,10 @@ def test_iterating_on_the_scheduler_thread_raises_instead_of_deadlocking() -> No
             assert isinstance(outcome.get("error"), SchedulerBlockedError)
             # The refused attempt asked for nothing: another thread reads it all, in order.
             resp = future.get(timeout=LONG_TIMEOUT)
-            connection = client.actor.connection
+            connection = client._actor.connection
             assert resp.read() == body
             assert client.request("/", timeout=LONG_TIMEOUT).get(timeout=LONG_TIMEOUT).body
-            assert client.actor.connection is connection
+            assert client._actor.connection is connection
         server.wait_done()
     assert len(server.connections) == 1
 

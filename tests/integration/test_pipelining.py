@@ -320,7 +320,7 @@ def test_pipeline_16_against_the_embedded_server(embedded_server: EmbeddedServer
     with fusco_actor.start(embedded_server.url, pipeline=16) as client:
         futures = [client.request(f"/bytes/{n}", timeout=LONG_TIMEOUT) for n in sizes]
         responses = [outcome(f) for f in futures]
-        connection = client.actor.connection
+        connection = client._actor.connection
     assert all(r.status == 200 for r in responses), {type(r) for r in responses}
     assert [r.body for r in responses] == [pattern[:n] for n in sizes]
     assert connection is not None  # one keep-alive connection served them all

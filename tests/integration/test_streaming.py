@@ -127,12 +127,12 @@ def test_chunked_body_exposes_trailers(embedded_server: EmbeddedServer) -> None:
 def test_reading_to_the_end_keeps_the_connection_alive(embedded_server: EmbeddedServer) -> None:
     with fusco_actor.start(embedded_server.url) as client:
         resp = open_stream(client, "/bytes/1000000")
-        connection = client.actor.connection
+        connection = client._actor.connection
         assert connection is not None
         assert len(resp.read()) == 1_000_000
         after = client.request("/", timeout=LONG_TIMEOUT).get(timeout=LONG_TIMEOUT)
         assert after.status == 200
-        assert client.actor.connection is connection
+        assert client._actor.connection is connection
         assert connection.requests_done == 2
 
 
@@ -232,12 +232,12 @@ def test_request_queued_behind_a_stream_closed_early_goes_on_a_new_connection(
 ) -> None:
     with fusco_actor.start(embedded_server.url) as client:
         resp = open_stream(client, "/bytes/5000000", timeout=LONG_TIMEOUT)
-        connection = client.actor.connection
+        connection = client._actor.connection
         next(iter(resp.iter_bytes()))
         behind = client.request("/", timeout=LONG_TIMEOUT)
         resp.close()
         assert behind.get(timeout=LONG_TIMEOUT).body == b"Hello, fusco!\n"
-        assert client.actor.connection is not connection
+        assert client._actor.connection is not connection
 
 
 def test_truncated_streamed_body_is_a_protocol_error() -> None:

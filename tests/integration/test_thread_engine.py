@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from fusco_actor._handle import ENGINE_ENV
+from tests.actors import test_cookie_sessions as _cookies
 from tests.actors import test_pool as _pool
 from tests.faults import test_desync as _desync
 from tests.faults import test_stop_and_callbacks as _stops
@@ -207,4 +208,12 @@ test_thread_blocking_order = (
 )
 test_thread_callback_blocks = (
     _stops.test_a_done_callback_may_make_a_blocking_request_on_the_same_client
+)
+# One session per pool: the shared jar is touched from every client's own thread.
+test_thread_pool_cookies = (
+    _cookies.test_a_cookie_set_on_one_pool_client_goes_out_on_every_client_of_the_pool
+)
+test_thread_pool_cookie_restart = _cookies.test_a_restarted_pool_client_keeps_the_pool_jar
+test_thread_client_cookie_restart = (
+    _cookies.test_a_supervised_client_keeps_its_cookies_across_a_restart
 )

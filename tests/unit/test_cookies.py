@@ -9,13 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fusco_actor._cookies import (
-    CookieJar,
-    _default_path,
-    _domain_match,
-    _parse_date,
-    _path_match,
-)
+from fusco_actor._cookie_rules import default_path, domain_match, parse_date, path_match
+from fusco_actor._cookies import CookieJar
 
 HOST = "example.com"
 NOW = 1_700_000_000.0
@@ -55,7 +50,7 @@ def sent(jar: CookieJar, path: str = "/", host: str = HOST, secure: bool = False
     ],
 )
 def test_default_path(request_path: str, expected: str) -> None:
-    assert _default_path(request_path) == expected
+    assert default_path(request_path) == expected
 
 
 def test_default_path_used_when_no_path_attribute() -> None:
@@ -88,7 +83,7 @@ def test_default_path_used_when_no_path_attribute() -> None:
     ],
 )
 def test_path_match(request_path: str, cookie_path: str, expected: bool) -> None:
-    assert _path_match(request_path, cookie_path) is expected
+    assert path_match(request_path, cookie_path) is expected
     jar = jar_with(f"a=1; Path={cookie_path}")
     assert (sent(jar, request_path) == "a=1") is expected
 
@@ -112,7 +107,7 @@ def test_path_match(request_path: str, cookie_path: str, expected: bool) -> None
     ],
 )
 def test_domain_match(host: str, domain: str, expected: bool) -> None:
-    assert _domain_match(host, domain) is expected
+    assert domain_match(host, domain) is expected
 
 
 # --- §5.1.1 dates -----------------------------------------------------------------
@@ -134,7 +129,7 @@ def test_domain_match(host: str, domain: str, expected: bool) -> None:
     ],
 )
 def test_parse_date(text: str, expected: tuple[int, int, int, int, int, int]) -> None:
-    assert _parse_date(text) == calendar.timegm(expected)
+    assert parse_date(text) == calendar.timegm(expected)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +149,7 @@ def test_parse_date(text: str, expected: tuple[int, int, int, int, int, int]) ->
     ],
 )
 def test_parse_date_rejects(text: str) -> None:
-    assert _parse_date(text) is None
+    assert parse_date(text) is None
 
 
 # --- §5.2 parsing -----------------------------------------------------------------
@@ -457,4 +452,4 @@ def test_max_age_sign_decides(delta: int) -> None:
 
 @given(st.integers(min_value=-11644473600, max_value=253402300799))  # 1601-01-01 to 9999-12-31
 def test_rfc1123_dates_round_trip(timestamp: int) -> None:
-    assert _parse_date(formatdate(timestamp, usegmt=True)) == timestamp
+    assert parse_date(formatdate(timestamp, usegmt=True)) == timestamp
