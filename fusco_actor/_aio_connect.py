@@ -14,6 +14,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any, Final
 
+from fusco_actor import _native
 from fusco_actor._connect_parts import (
     configure_socket,
     connect_target,
@@ -86,7 +87,7 @@ class ConnectSteps:
                 address = sock.getpeername()
                 nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
                 transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
-                _keep_nodelay(transport, nodelay)
+                _keep_nodelay(sock, nodelay)
                 tunnelled = options.proxy is not None and destination.is_ssl
                 if tunnelled:
                     await open_tunnel(protocol, transport, destination, options)
@@ -126,10 +127,14 @@ def _handshake_limit(deadline: float | None) -> float:
     return NO_DEADLINE_HANDSHAKE if left is None else left + HANDSHAKE_SLACK
 
 
-def _keep_nodelay(transport: asyncio.BaseTransport, nodelay: int) -> None:
-    """Put back the TCP_NODELAY the options chose: uvloop's transports turn it on."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != nodelay:
+def _keep_nodelay(sock: socket.socket, nodelay: int) -> None:
+    """Put back the TCP_NODELAY the options chose: uvloop's transports turn it on.
+
+    ``sock`` is the socket the transport was made from (it stays valid while the
+    transport lives), not ``get_extra_info("socket")``: uvloop's stand-in makes a
+    ``socket.socket`` per call, a gevent one (with a hub) in a patched process.
+    """
+    if sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != nodelay:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, nodelay)
 
 
@@ -149,7 +154,7 @@ async def _resolve(
     except ValueError:
         return list(await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM))
     numeric = socket.AI_NUMERICHOST
-    return list(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, numeric))
+    return list(_native.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, numeric))
 
 
 async def _sock_connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, addr: Any) -> None:
@@ -195,7 +200,7 @@ async def _tcp_connect(
     """
     last: OSError | None = None
     for family, kind, proto, _, addr in await _resolve(loop, host, port, options.family):
-        sock = socket.socket(family, kind, proto)
+        sock: socket.socket = _native.socket(family, kind, proto)  # never gevent's
         try:
             configure_socket(sock, options)
             sock.setblocking(False)

@@ -52,6 +52,7 @@ import contextlib
 import select
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from fusco_actor import _native
 from fusco_actor._aio_connect import ConnectSteps
 from fusco_actor._connect_parts import map_errors, nearest_deadline, socket_timeout
 from fusco_actor._exceptions import (
@@ -342,7 +343,7 @@ class LoopConnection:
             fd = -1 if sock is None else sock.fileno()
             if fd < 0:
                 return True
-            poller = select.poll()
+            poller = _native.poll()  # never gevent's: it would run a hub here
             poller.register(fd, select.POLLIN)
             return bool(poller.poll(0))
         except (OSError, ValueError):

@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 import pykka
 from pykka._future import _Unset
 
+from fusco_actor import _native
 from fusco_actor._exceptions import RequestTimeout
 from fusco_actor._timers import DeadlineTimer
 
@@ -39,6 +40,7 @@ __all__ = [
     "mark_scheduler_thread",
     "on_scheduler_thread",
     "set_deferrer",
+    "set_green_waiter",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ def mark_scheduler_thread(ident: int) -> None:
 
 def on_scheduler_thread() -> bool:
     """Return whether the caller runs on the scheduler thread, where nothing may block."""
-    return _scheduler_ident != 0 and threading.get_ident() == _scheduler_ident
+    return _scheduler_ident != 0 and _native.get_ident() == _scheduler_ident
 
 
 class SchedulerBlockedError(RuntimeError):
@@ -71,7 +73,8 @@ T = TypeVar("T")
 
 # One lock guards every future's claim/resolve transition: the critical sections
 # are a few attribute writes, and sharing it saves a lock allocation per request.
-_TRANSITION = threading.Lock()
+# A real lock even under gevent: the scheduler thread takes it too (see _native).
+_TRANSITION = _native.allocate_lock()
 _UNSET = _Unset()  # pykka tells "no result yet" by isinstance: one instance serves all
 
 
@@ -229,7 +232,7 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             FuscoError: the request failed.
         """
         if not self._done:
-            if self._get_hook is None and threading.get_ident() == _scheduler_ident:
+            if self._get_hook is None and _native.get_ident() == _scheduler_ident:
                 raise SchedulerBlockedError(
                     "a blocking get() on the fusco_actor scheduler thread would freeze every "
                     "actor; use add_done_callback() or await from actor code and callbacks"
@@ -237,8 +240,11 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             if self._get_hook is not None:
                 return super().get(timeout=timeout)
             if not self._done:
-                waker = _thread_eventfd() if self.on_loop else None
-                if waker is None:
+                green_wait = _green_wait
+                waker = _thread_eventfd() if self.on_loop and green_wait is None else None
+                if green_wait is not None:  # a greenlet must yield while it waits (gevent)
+                    self._wait_green(green_wait, timeout)
+                elif waker is None:
                     self._wait(timeout)
                 else:
                     self._wait_fd(waker, timeout)
@@ -272,6 +278,16 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                     raise pykka.Timeout(f"{timeout} seconds")
                 continue
             signal.release()
+
+    def _wait_green(self, wait_for: GreenWaiter, timeout: float | None) -> None:
+        """Wait as :meth:`_wait_fd` does, through the installed cooperative wait (gevent)."""
+        limit = None if timeout is None else time.monotonic() + timeout
+        while not self._done:
+            wait = self._time_to_wait(limit)
+            if wait is None or wait > 0:
+                wait_for(self, wait)
+            elif limit is not None and time.monotonic() >= limit and not self._done:
+                raise pykka.Timeout(f"{timeout} seconds")
 
     def _time_to_wait(self, limit: float | None) -> float | None:
         """Return the seconds a waiter may sleep now (None: until resolved).
@@ -353,10 +369,10 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
             result: T = await loop.run_in_executor(None, self.get)
             return result
         waiter: asyncio.Future[None] = loop.create_future()
-        loop_thread = threading.get_ident()
+        loop_thread = _native.get_ident()
 
         def wake(_: ReplyFuture[T]) -> None:
-            if threading.get_ident() == loop_thread:
+            if _native.get_ident() == loop_thread:
                 _set_once(waiter)
                 return
             try:
@@ -398,6 +414,25 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
         return True
 
 
+#: ``wait(future, seconds)``: block the calling greenlet, letting the others run, until
+#: ``future`` resolves or ``seconds`` pass (None = no limit). Installed in a process that
+#: gevent has monkey-patched (fusco_actor.contrib._gevent); None otherwise.
+GreenWaiter = Callable[["ReplyFuture[Any]", "float | None"], None]
+_green_wait: GreenWaiter | None = None
+
+
+def set_green_waiter(wait: GreenWaiter | None) -> None:
+    """Make every blocking ``get()`` (off the scheduler thread) wait through ``wait``.
+
+    The hook that lets callers be greenlets: blocking an OS thread that runs a
+    gevent hub would freeze all its greenlets, so there ``get()`` calls
+    ``wait(future, seconds)`` (which yields to the other greenlets) instead of
+    reading an eventfd. None restores the eventfd wait.
+    """
+    global _green_wait  # noqa: PLW0603 - one wait discipline per process
+    _green_wait = wait
+
+
 _local = threading.local()
 _deferred: list[_EventFd] = []  # waiters to wake once the loop's callbacks at hand are done
 _defer: Callable[[Callable[[], None]], object] | None = None
@@ -416,7 +451,7 @@ def _wake(wakers: list[_EventFd]) -> None:
     a waiter wakes once for all the responses the loop read in one go (the
     write lets the GIL go, and the waiter would take it at the first one).
     """
-    if _defer is not None and threading.get_ident() == _scheduler_ident:
+    if _defer is not None and _native.get_ident() == _scheduler_ident:
         if not _deferred:
             _defer(_flush_deferred)
         _deferred.extend(wakers)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 
 from pykka import ActorDeadError, messages
 
+from fusco_actor import _native
 from fusco_actor._encoder import PreparedRequest
 from fusco_actor._exceptions import ClientStopped, ConnectionClosed
 from fusco_actor._future import ReplyFuture
@@ -166,8 +166,9 @@ class Inbox:
 
     def __init__(self) -> None:
         """Create an open, empty inbox; rejected commands go to ``on_rejected``."""
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        # Real OS-thread primitives even under gevent: the scheduler shares them (_native).
+        self._queue: queue.SimpleQueue[Any] = _native.SimpleQueue()
+        self._lock = _native.allocate_lock()
         self._closed = False
         self._dead = False
         self._front: deque[Any] = deque()  # taken ahead by the actor, served next

@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+import queue
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
-from fusco_actor import _future
+from fusco_actor import _future, _native
 from fusco_actor._exceptions import ClientStopped, FuscoError, ProtocolError, RequestTimeout
-from fusco_actor._future import SchedulerBlockedError
+from fusco_actor._future import ReplyFuture, SchedulerBlockedError
 from fusco_actor._scheduler import get_scheduler
 from fusco_actor._streaming import CLOSE, StreamChannel, StreamingResponse
 from fusco_actor._timers import DeadlineTimer
@@ -63,14 +63,32 @@ logger = logging.getLogger(__name__)
 MAX_PIECE: Final = 256 * 1024  # bytes: the most one piece handed to the consumer holds
 
 
+class _Replies(_native.SimpleQueue):  # type: ignore[misc]
+    """The consumer's reply queue; a put also wakes a greenlet waiting in ``ask`` (gevent)."""
+
+    __slots__ = ("waiter",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiter: ReplyFuture[None] | None = None
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        waiter = self.waiter
+        if waiter is not None:
+            waiter.try_set(None)
+
+
 class LoopStreamChannel(StreamChannel):
     """A stream channel whose requests are callbacks on the scheduler loop."""
 
-    __slots__ = ("_loop", "_stream")
+    __slots__ = ("_loop", "_replies", "_stream")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, stream: LoopStream) -> None:
         """Bind the channel to the loop and the stream serving the body."""
         super().__init__()
+        self._replies = _Replies()
+        self.replies = self._replies
         self._loop = loop
         self._stream = stream
 
@@ -81,13 +99,27 @@ class LoopStreamChannel(StreamChannel):
             SchedulerBlockedError: called on the scheduler thread, where waiting
                 would freeze the very actor that must reply.
         """
-        if threading.get_ident() == _future._scheduler_ident:
+        if _native.get_ident() == _future._scheduler_ident:
             raise SchedulerBlockedError(
                 "iterating a streamed body on the fusco_actor scheduler thread would freeze "
                 "every actor, the one serving the body included; consume it from another thread"
             )
-        self.tell(request)
-        return self.replies.get()
+        if _future._green_wait is None:
+            self.tell(request)
+            reply: tuple[str, Any] = self.replies.get()
+            return reply
+        # A greenlet (gevent): wait on a future the next put resolves, yielding meanwhile.
+        replies = self._replies
+        while True:
+            waiter: ReplyFuture[None] = ReplyFuture()
+            replies.waiter = waiter
+            if request:
+                self.tell(request)
+                request = ""
+            try:
+                return replies.get_nowait()  # type: ignore[no-any-return]
+            except queue.Empty:
+                waiter.get()
 
     def tell(self, request: str) -> None:
         """Hand ``request`` to the stream on the loop (any thread); never raises."""

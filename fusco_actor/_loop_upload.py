@@ -60,9 +60,9 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import threading
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from fusco_actor import _native
 from fusco_actor._encoder import LAST_CHUNK
 from fusco_actor._events import Informational, ResponseHead
 from fusco_actor._exceptions import ConnectionClosed
@@ -321,8 +321,9 @@ class _Readers:
             os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        # Real OS threads and primitives even under gevent (see _native).
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = _native.SimpleQueue()
+        self._lock = _native.allocate_lock()
         self._threads = 0
         self._idle = 0
 
@@ -336,7 +337,7 @@ class _Readers:
                 self._idle -= 1 if self._idle else 0
             self._jobs.put(job)
         if start:
-            threading.Thread(target=self._run, name="fusco-upload-reader", daemon=True).start()
+            _native.start_thread(self._run, "fusco-upload-reader")
 
     def _run(self) -> None:
         while True:

@@ -38,12 +38,12 @@ import logging
 import os
 import queue
 import sys
-import threading
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import pykka
 from pykka import ActorDeadError, ActorRegistry
 
+from fusco_actor import _native
 from fusco_actor._future import ReplyFuture, mark_scheduler_thread, set_deferrer
 from fusco_actor._inbox import Inbox
 from fusco_actor._limits import raise_open_file_limit
@@ -68,6 +68,8 @@ def _new_loop() -> tuple[asyncio.AbstractEventLoop, str]:
             pass
         else:
             return uvloop.new_event_loop(), "uvloop"
+    if _native.gevent_patched():  # asyncio's default selector would be gevent's (a hub)
+        return asyncio.SelectorEventLoop(_native.DefaultSelector()), "asyncio"
     return asyncio.new_event_loop(), "asyncio"
 
 
@@ -91,31 +93,34 @@ class Scheduler:
             RuntimeError: the loop thread did not start within 10 seconds.
         """
         self.open_files = raise_open_file_limit()  # one fd per connection: 10,000 clients
+        if _native.gevent_patched():
+            _install_gevent_waiter()
         self.loop, self.loop_name = _new_loop()
         self._ident = 0
-        ready = threading.Event()
+        ready = _native.allocate_lock()  # a real lock: a patched one would wait on a gevent hub
+        ready.acquire()
 
         def run() -> None:
-            self._ident = threading.get_ident()
+            self._ident = _native.get_ident()
             mark_scheduler_thread(self._ident)
             asyncio.set_event_loop(self.loop)
             set_deferrer(self.loop.call_soon)
-            self.loop.call_soon(ready.set)
+            self.loop.call_soon(ready.release)
             self.loop.run_forever()
 
-        self.thread = threading.Thread(target=run, name="fusco-scheduler", daemon=True)
-        self.thread.start()
-        if not ready.wait(10.0):
+        # A real OS thread even when gevent has patched threading (see _native).
+        self.thread = _native.start_thread(run, "fusco-scheduler")
+        if not ready.acquire(timeout=10.0):
             raise RuntimeError("the fusco_actor scheduler thread did not start")
 
     @property
     def in_loop(self) -> bool:
         """Return whether the caller runs on the scheduler's thread."""
-        return threading.get_ident() == self._ident
+        return _native.get_ident() == self._ident
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop soon (from any thread, in call order per thread)."""
-        if threading.get_ident() == self._ident:
+        if _native.get_ident() == self._ident:
             self.loop.call_soon(callback, *args)
         else:
             self.loop.call_soon_threadsafe(callback, *args)
@@ -126,7 +131,19 @@ class Scheduler:
 
 
 _scheduler: Scheduler | None = None
-_scheduler_lock = threading.Lock()
+_scheduler_lock = _native.allocate_lock()
+
+
+def _install_gevent_waiter() -> None:
+    """Make callers that are greenlets wait cooperatively (gevent has patched the process).
+
+    The one place the core reaches for gevent, and only once gevent has
+    monkey-patched ``threading``: :mod:`fusco_actor.contrib._gevent` holds the
+    gevent code and sets :func:`fusco_actor._future.set_green_waiter`.
+    """
+    from fusco_actor.contrib import _gevent as green  # noqa: PLC0415 - only when patched
+
+    green.install()
 
 
 def get_scheduler() -> Scheduler:
@@ -174,7 +191,7 @@ class LoopActor(pykka.Actor):
         scheduler = get_scheduler()
         inbox: Inbox = self.actor_inbox  # type: ignore[assignment]
         self._scheduler = scheduler
-        loop, run_turn, get_ident = scheduler.loop, self._run_turn, threading.get_ident
+        loop, run_turn, get_ident = scheduler.loop, self._run_turn, _native.get_ident
 
         def wake() -> None:  # Scheduler.call_soon, one call less: once per turn asked for
             if get_ident() == scheduler._ident:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Final
 
+from fusco_actor import _native
 from fusco_actor._exceptions import ClientStopped, FuscoError
 from fusco_actor._headers import Headers
 
@@ -36,8 +37,9 @@ class StreamChannel:
 
     def __init__(self) -> None:
         """Create empty queues; ``done`` is set once the actor stops serving the body."""
-        self.requests: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self.replies: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        # Real OS-thread queues even under gevent: the scheduler puts into them (_native).
+        self.requests: queue.SimpleQueue[str] = _native.SimpleQueue()
+        self.replies: queue.SimpleQueue[tuple[str, Any]] = _native.SimpleQueue()
         self.done = threading.Event()
 
     def ask(self, request: str) -> tuple[str, Any]:
