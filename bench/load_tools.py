@@ -18,7 +18,8 @@ For each run: responses per second, the tool's CPU time (user + system of the
 process tree, from ``wait4``) and so requests per CPU-second ("per core"), and
 the p50/p99 latency the tool itself reports. Results go to ``--out`` (default
 ``docs/load_tools.md``), and into ``docs/benchmarks.md`` between the markers
-``<!-- load-tools:begin -->`` and ``<!-- load-tools:end -->``.
+``<!-- load-tools:begin -->`` and ``<!-- load-tools:end -->`` (``make bench``
+keeps that section when it rewrites the page).
 
 wrk comes from Debian (``apt-get install wrk``); wrk2 is not packaged: pass
 ``--wrk2 PATH`` to a binary built from github.com/giltene/wrk2 (``make`` in a

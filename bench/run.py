@@ -196,6 +196,19 @@ def _terminate(signum: int, frame: Any) -> NoReturn:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks: nginx is stopped
 
 
+def kept_section(page: Path) -> str:
+    """Return the section ``bench/load_tools.py`` wrote into ``page`` (with its markers), or "".
+
+    ``make bench`` rewrites the page; the comparison with the load tools is a
+    separate run (``make bench-tools``) and survives it.
+    """
+    text = page.read_text() if page.exists() else ""
+    begin, end = "<!-- load-tools:begin -->", "<!-- load-tools:end -->"
+    if begin not in text or end not in text:
+        return ""
+    return "\n" + text[text.index(begin) : text.index(end) + len(end)] + "\n"
+
+
 def _load_note(load: tuple[float, float]) -> list[str]:
     """Return a warning line when other work loaded the machine during the run."""
     cpus = os.cpu_count() or 1
@@ -262,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench: matplotlib is not installed; no chart", file=sys.stderr)
         link = None
     text = markdown(results, names, scenarios, conns, clients, header, link, skipped)
-    args.out.write_text(text)
+    args.out.write_text(text + kept_section(args.out))
     print(text)
     print(f"bench: wrote {args.out}" + (f" and {chart}" if link else ""), file=sys.stderr)
     return 0
