@@ -67,8 +67,8 @@ docs: $(DOCS_STAMP)
 	@echo "docs: open docs/_build/html/index.html"
 
 # fusco bench against wrk (Debian's), wrk2 (WRK2=/path/to/wrk2, built from a checkout of
-# github.com/giltene/wrk2) and Locust (FastHttpUser and FuscoUser); writes docs/load_tools.md
-# and its section of docs/benchmarks.md.
+# github.com/giltene/wrk2) and Locust (FastHttpUser and FuscoUser); writes its section
+# of docs/benchmarks.md.
 bench-tools: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } \
 		|| echo "bench-tools: wrk is not installed; its rows say so"

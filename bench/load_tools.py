@@ -16,8 +16,8 @@ every round runs every tool once, in an order rotated per round. Two phases:
 
 For each run: responses per second, the tool's CPU time (user + system of the
 process tree, from ``wait4``) and so requests per CPU-second ("per core"), and
-the p50/p99 latency the tool itself reports. Results go to ``--out`` (default
-``docs/load_tools.md``), and into ``docs/benchmarks.md`` between the markers
+the p50/p99 latency the tool itself reports. Results go into ``--benchmarks``
+(default ``docs/benchmarks.md``) between the markers
 ``<!-- load-tools:begin -->`` and ``<!-- load-tools:end -->`` (``make bench``
 keeps that section when it rewrites the page).
 
@@ -305,7 +305,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
     parser.add_argument("--wrk2", default=os.environ.get("WRK2"), help="path to a wrk2 binary")
     parser.add_argument("--wrk2-max-rate", type=float, default=1e6, help="wrk2's 'max' rate")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "load_tools.md")
     parser.add_argument("--benchmarks", type=Path, default=ROOT / "docs" / "benchmarks.md")
     return parser.parse_args(argv)
 
@@ -379,8 +378,6 @@ def main(argv: list[str] | None = None) -> int:
         "keeps response times rounded to whole milliseconds (and to 2 significant digits "
         "above 100 ms), so its p50 and p99 are coarse.",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(["# Load tools", "", *section[2:]]) + "\n")
     splice(args.benchmarks, section)
     print("\n".join(section))
     return 0
