@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import sys
 from typing import TYPE_CHECKING, Any, overload
 
 from fusco_actor._connect_parts import ConnectInfo
@@ -40,6 +39,7 @@ from fusco_actor._options import (
     ClientOptions,
     ConnectOptions,
     DestinationLike,
+    Unpack,
     parse_destination,
     parse_options,
 )
@@ -48,11 +48,6 @@ from fusco_actor._response import Response
 from fusco_actor._streaming import StreamingResponse
 from fusco_actor._supervisor import Supervisor
 from fusco_actor._version import __version__
-
-if sys.version_info >= (3, 11):
-    from typing import Unpack
-else:
-    from typing_extensions import Unpack
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

@@ -31,6 +31,8 @@ import html
 import math
 from typing import Any, Final
 
+from fusco_actor._bench_report import seconds_text, size_text
+
 __all__ = ["INSTALL_HINT", "render_html"]
 
 INSTALL_HINT: Final = "pip install 'fusco_actor[html]'"
@@ -289,21 +291,7 @@ def _e(value: Any) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if value >= 1.0:
-        return f"{value:.3f} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.3f} ms"
-    return f"{value * 1e6:.0f} µs"
-
-
-def _size(value: float) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1024
-    return f"{value:.2f} GiB"
+    return "n/a" if value is None else seconds_text(value, micro="µs")
 
 
 def _rate_text(report: dict[str, Any]) -> str:
@@ -345,7 +333,7 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         duration += f" (interrupted by {report['signal'] or 'SIGINT'})"
     return [
         ("Target", target),
-        ("Request", f"{report['method']} {report['path']}, body {_size(report['body_size'])}"),
+        ("Request", f"{report['method']} {report['path']}, body {size_text(report['body_size'])}"),
         ("Model", report.get("model", "closed")),
         ("Rate", _rate_text(report)),
         ("Connections", f"{report['connections']}"),
@@ -355,7 +343,7 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("Requests", done),
         ("Success rate", "n/a" if rate is None else f"{rate * 100:.2f}% of requests sent"),
         ("Responses/s", f"{report['requests_per_sec']:,.1f}"),
-        ("Transfer", f"{_size(report['bytes'])} read, {_size(report['bytes_per_sec'])}/s"),
+        ("Transfer", f"{size_text(report['bytes'])} read, {size_text(report['bytes_per_sec'])}/s"),
         ("Latency", _latency_text(report)),
     ]
 

@@ -22,6 +22,8 @@ __all__ = [
     "ProgressLine",
     "format_csv",
     "format_report",
+    "seconds_text",
+    "size_text",
     "summarize",
 ]
 
@@ -99,15 +101,17 @@ def summarize(
     }
 
 
-def _seconds(value: float) -> str:
+def seconds_text(value: float, micro: str = "us") -> str:
+    """Return a duration in seconds as ``1.234 s``, ``1.234 ms`` or ``12 us`` (``micro``)."""
     if value >= 1.0:
         return f"{value:.3f} s"
     if value >= 1e-3:
         return f"{value * 1e3:.3f} ms"
-    return f"{value * 1e6:.0f} us"
+    return f"{value * 1e6:.0f} {micro}"
 
 
-def _size(value: float) -> str:
+def size_text(value: float) -> str:
+    """Return a size in bytes as ``12 B``, ``1.50 KiB``, ... up to GiB."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
@@ -149,12 +153,12 @@ def _load_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         f"Load:         {method}, open model: {target:g} req/s asked, {shape}",
         f"Rate:         {rate['achieved']:.1f} req/s sent ({rate['achieved'] / target:.1%} of "
-        f"the rate asked); the pacer was at most {_seconds(rate['max_lag'])} late",
+        f"the rate asked); the pacer was at most {seconds_text(rate['max_lag'])} late",
     ]
     if not rate["kept_up"]:
         lines.append(
             "WARNING:      the client could not keep up with the rate asked (below "
-            f"{KEPT_UP_SHARE:.0%} of it, or more than {_seconds(MAX_LAG)} behind): the "
+            f"{KEPT_UP_SHARE:.0%} of it, or more than {seconds_text(MAX_LAG)} behind): the "
             "latencies include its own delay; lower -R, or add -c or --workers"
         )
     return lines
@@ -166,14 +170,14 @@ def _latency_lines(report: dict[str, Any], spectrum: bool) -> list[str]:
         return ["Latency:      n/a (no responses)"]
     keys = [percentile_key(p) for p in report["percentiles"]]
     lines = [
-        "Latency:      " + "  ".join(f"{k} {_seconds(lat[k])}" for k in keys),
-        f"              min {_seconds(lat['min'])}  mean {_seconds(lat['mean'])}  "
-        f"max {_seconds(lat['max'])}",
+        "Latency:      " + "  ".join(f"{k} {seconds_text(lat[k])}" for k in keys),
+        f"              min {seconds_text(lat['min'])}  mean {seconds_text(lat['mean'])}  "
+        f"max {seconds_text(lat['max'])}",
     ]
     if spectrum:
         lines.append("Spectrum:     percentile    latency       count")
         lines += [
-            f"              {step['percentile']:>10.6f} {_seconds(step['latency']):>12} "
+            f"              {step['percentile']:>10.6f} {seconds_text(step['latency']):>12} "
             f"{step['count']:>11}"
             for step in report["spectrum"]
         ]
@@ -201,7 +205,7 @@ def format_report(report: dict[str, Any], spectrum: bool = False) -> str:
         f"Success:      {success}",
         f"Duration:     {report['duration']:.3f} s",
         f"Requests/s:   {report['requests_per_sec']:.1f} (responses)",
-        f"Transfer:     {_size(report['bytes'])} read, {_size(report['bytes_per_sec'])}/s",
+        f"Transfer:     {size_text(report['bytes'])} read, {size_text(report['bytes_per_sec'])}/s",
         *_latency_lines(report, spectrum),
         "Status codes: " + (", ".join(f"{k}: {v}" for k, v in report["status"].items()) or "none"),
         *_error_lines(report),

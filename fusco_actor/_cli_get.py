@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urljoin, urlsplit
 
 import fusco_actor
-from fusco_actor._cli_common import PROG, Failure, error_line, header, non_negative_int
+from fusco_actor._cli_common import (
+    PROG,
+    Failure,
+    error_line,
+    header,
+    non_negative_int,
+    positive_seconds,
+)
 from fusco_actor._cli_output import Sink, Trace, format_head
 from fusco_actor._cli_redirects import (
     DEFAULT_MAX_REDIRS,
@@ -88,16 +95,6 @@ class _DataAction(argparse.Action):
         setattr(namespace, self.dest, parts)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
-    return value
-
-
 def _max_redirs(text: str) -> int:
     if text.strip() == "-1":
         return -1
@@ -153,8 +150,9 @@ def add_get_parser(sub: Any) -> None:
         help="with -L: send Authorization and Cookie to other hosts too")
     add("-w", "--write-out", type=write_out_argument, metavar="FORMAT",
         help="write FORMAT after the transfer: %%{http_code}, %%{time_total}, ... (see README)")
-    add("--connect-timeout", type=_seconds, metavar="S", help="seconds to connect (TLS included)")
-    add("-m", "--max-time", "--timeout", dest="timeout", type=_seconds, metavar="S",
+    add("--connect-timeout", type=positive_seconds, metavar="S",
+        help="seconds to connect (TLS included)")
+    add("-m", "--max-time", "--timeout", dest="timeout", type=positive_seconds, metavar="S",
         help="seconds for the whole run, redirects and body included (default: no limit)")
     add("-x", "--proxy", metavar="URL", help="HTTP proxy http://[user:pass@]host[:port] "
         "('' = none; default: the environment, see below)")

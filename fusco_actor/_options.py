@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypedDict
@@ -24,6 +25,11 @@ from fusco_actor._connect_parts import ConnectInfo
 from fusco_actor._exceptions import BadArgument, BadOption
 from fusco_actor._parser import DEFAULT_MAX_HEAD_SIZE
 from fusco_actor.messages import check_timeout
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
 
 if TYPE_CHECKING:
     from fusco_actor._cookies import CookieJar
@@ -36,6 +42,7 @@ __all__ = [
     "Destination",
     "DestinationLike",
     "ProxyConfig",
+    "Unpack",
     "parse_destination",
     "parse_options",
 ]

@@ -16,7 +16,6 @@ one :class:`~fusco_actor.CookieJar` (``Pool.cookies``): one session per pool.
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -32,16 +31,12 @@ from fusco_actor._inbox import Call
 from fusco_actor._options import (
     ClientOptions,
     DestinationLike,
+    Unpack,
     parse_destination,
     parse_options,
 )
 from fusco_actor._supervisor import Supervisor
 from fusco_actor.messages import check_timeout, make_request
-
-if sys.version_info >= (3, 11):
-    from typing import Unpack
-else:
-    from typing_extensions import Unpack
 
 if TYPE_CHECKING:
     from fusco_actor._response import Response

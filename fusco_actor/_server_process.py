@@ -17,12 +17,13 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
 from fusco_actor._server import EmbeddedServer
 
 _TIMEOUT = 5.0  # seconds to wait for the child to start or stop
 
-__all__ = ["ServerProcess", "main"]
+__all__ = ["ServerProcess", "main", "serve_until_interrupted"]
 
 _PR_SET_PDEATHSIG = 1  # prctl(2) option, from <linux/prctl.h>
 
@@ -183,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         help="Linux: get SIGTERM when the parent process (its forking thread) ends",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    server: EmbeddedServer | None = None
-    try:
+
+    def prepare() -> None:
         signal.signal(signal.SIGINT, _raise_interrupt)
         signal.signal(signal.SIGTERM, _raise_interrupt)
         if args.parent_death_signal and sys.platform == "linux":
@@ -193,7 +194,29 @@ def main(argv: list[str] | None = None) -> int:
             threading.Thread(
                 target=_watch_parent_pipe, name="fusco-parent-pipe", daemon=True
             ).start()
-        server = EmbeddedServer("127.0.0.1", args.port).start()
+
+    return serve_until_interrupted("127.0.0.1", args.port, prepare)
+
+
+def serve_until_interrupted(
+    host: str, port: int, prepare: Callable[[], object] | None = None
+) -> int:
+    """Serve the embedded server on ``host:port`` in this thread until ``KeyboardInterrupt``.
+
+    Once it listens, prints ``serving on URL (Ctrl-C to stop)`` on stdout. The
+    caller turns the signals it wants to stop on into ``KeyboardInterrupt``;
+    ``prepare`` (if given) runs first, under the same interrupt handling, so an
+    interrupt during it is a clean stop too. The server is stopped on the way out.
+
+    Returns:
+        0 after the interrupt; 1 when the server could not start (a port in
+        use, a host that is not loopback), with a one-line ``error: ...`` on stderr.
+    """
+    server: EmbeddedServer | None = None
+    try:
+        if prepare is not None:
+            prepare()
+        server = EmbeddedServer(host, port).start()
         print(f"serving on {server.url} (Ctrl-C to stop)", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:

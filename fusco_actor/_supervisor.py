@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,17 +42,13 @@ from fusco_actor._options import (
     ClientOptions,
     Destination,
     DestinationLike,
+    Unpack,
     parse_destination,
     parse_options,
 )
 from fusco_actor._retry import may_resend
 from fusco_actor._scheduler import LoopActor
 from fusco_actor.messages import check_timeout
-
-if sys.version_info >= (3, 11):
-    from typing import Unpack
-else:
-    from typing_extensions import Unpack
 
 __all__ = ["RestartIntensity", "Supervisor", "SupervisorActor", "split_held"]
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
 from typing import TYPE_CHECKING
 
 from fusco_actor._server import EmbeddedServer
+from fusco_actor._server_process import serve_until_interrupted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -70,22 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on a usage error, 0 for --help
         return exc.code if isinstance(exc.code, int) else 2
-    server: EmbeddedServer | None = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        server = EmbeddedServer(args.host, args.port).start()
-        print(f"serving on {server.url} (Ctrl-C to stop)", flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return serve_until_interrupted(args.host, args.port)
     finally:
-        if server is not None:
-            server.stop()
         signal.signal(signal.SIGTERM, previous)
-    return 0
 
 
 if __name__ == "__main__":

@@ -7,10 +7,7 @@ below is what went out on the wire.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
-
-import pytest
+from collections.abc import Callable
 
 import fusco_actor
 from fusco_actor import Client, CookieJar, Pool, Supervisor
@@ -21,21 +18,6 @@ from tests.helpers import outcome
 
 CLIENTS = 4
 REQUESTS = 40
-
-
-@pytest.fixture
-def pools() -> Iterator[Callable[..., Pool]]:
-    """Start pools for a test and stop them all at its end."""
-    started: list[Pool] = []
-
-    def start(destination: str, max_clients: int, **options: Any) -> Pool:
-        pool = Pool.start(destination, max_clients, **options)
-        started.append(pool)
-        return pool
-
-    yield start
-    for pool in started:
-        pool.stop(LONG_TIMEOUT)
 
 
 def sent_cookies(client: Client | Pool) -> bytes:

@@ -13,7 +13,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -34,22 +34,6 @@ from fusco_actor._server import EmbeddedServer
 from fusco_actor.testing import inject_crash
 from tests.conftest import LONG_TIMEOUT, SHORT_TIMEOUT
 from tests.helpers import join_all, outcome, start_thread, uses_loop_engine, wait_for
-
-
-@pytest.fixture
-def pools() -> Iterator[Callable[..., Pool]]:
-    """Start pools for a test and stop them all at its end."""
-    started: list[Pool] = []
-
-    def start(destination: Any, max_clients: int = 16, **options: Any) -> Pool:
-        pool = Pool.start(destination, max_clients, **options)
-        started.append(pool)
-        return pool
-
-    yield start
-    for pool in started:
-        pool.stop(LONG_TIMEOUT)
-
 
 # -- options -------------------------------------------------------------------------------
 

@@ -6,10 +6,8 @@ import csv
 import io
 import json
 import os
-import pty
 import re
 import signal
-import subprocess
 import sys
 import time
 import types
@@ -22,9 +20,9 @@ from fusco_actor._bench_html import CHART_IDS, INSTALL_HINT
 from fusco_actor._server import EmbeddedServer
 from fusco_actor.cli import main
 from tests.cli.test_cli import (
-    RUN_TIMEOUT,
     SIGINT_EXIT_TIMEOUT,
     BenchRun,
+    bench_on_a_terminal,
     bench_run,
     fusco,
     needs_proc,
@@ -115,39 +113,10 @@ def test_a_server_stall_shows_in_the_open_model_and_hides_in_the_closed_one() ->
     assert open_slow > 10 * closed_slow
 
 
-def drawn_on_a_terminal(*args: str) -> tuple[int, bytes]:
-    """Run `bench ARGS` with stderr on a pseudo-terminal; return its status and what it drew."""
-    controller, terminal = pty.openpty()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "fusco_actor", "bench", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=terminal,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-        os.close(terminal)
-        terminal = -1
-        drawn = b""
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # EIO: the terminal side is closed and drained
-                break
-            if not chunk:
-                break
-            drawn += chunk
-    finally:
-        os.close(controller)
-        if terminal >= 0:
-            os.close(terminal)
-    return proc.returncode, drawn
-
-
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_the_progress_line_shows_time_requests_rate_errors_and_target(workers: str) -> None:
-    status, drawn = drawn_on_a_terminal("-R", "300", "-z", "1.5", "-c", "2", "--workers", workers)
-    assert status == 0
+    proc, drawn = bench_on_a_terminal("-R", "300", "-z", "1.5", "-c", "2", "--workers", workers)
+    assert proc.returncode == 0
     line = rb"\r +[\d.]+/1.5 s +\d+ requests +\d+ req/s +0 errors  \(target 300 req/s\)"
     assert re.search(line, drawn), drawn
 

@@ -322,11 +322,12 @@ def test_bench_for_a_duration_prints_a_text_report() -> None:
     assert len(proc.stderr.decode().splitlines()) == 1
 
 
-def test_bench_draws_a_progress_line_when_stderr_is_a_tty() -> None:
+def bench_on_a_terminal(*args: str) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
+    """Run `bench ARGS` with stderr on a pseudo-terminal; return the run and what it drew."""
     controller, terminal = pty.openpty()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "fusco_actor", "bench", "-z", "1", "-c", "2"],
+            [sys.executable, "-m", "fusco_actor", "bench", *args],
             stdout=subprocess.PIPE,
             stderr=terminal,
             timeout=RUN_TIMEOUT,
@@ -347,6 +348,11 @@ def test_bench_draws_a_progress_line_when_stderr_is_a_tty() -> None:
         os.close(controller)
         if terminal >= 0:
             os.close(terminal)
+    return proc, drawn
+
+
+def test_bench_draws_a_progress_line_when_stderr_is_a_tty() -> None:
+    proc, drawn = bench_on_a_terminal("-z", "1", "-c", "2")
     assert proc.returncode == 0
     assert re.search(rb"\r +[\d.]+/1 s +\d+ requests +\d+ req/s +0 errors", drawn), drawn
     assert b"Requests/s:" in proc.stdout

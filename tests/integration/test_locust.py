@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from typing import IO, Any
 import pytest
 
 from fusco_actor._server_process import ServerProcess
-from tests.integration.realservers import Certificates, UvicornServer
+from tests.integration.realservers import Certificates, UvicornServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_TIMEOUT = 60.0  # seconds for one case's interpreter
@@ -92,14 +91,6 @@ def test_ssl_context_attribute_over_tls(tls_server: UvicornServer, certs: Certif
     cafile = certs.directory / "locust-ca.pem"
     certs.ca.cert_pem.write_to_path(str(cafile))
     run_case("tls", tls_server.url, str(cafile))
-
-
-def free_port() -> int:
-    """Return a loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @contextlib.contextmanager

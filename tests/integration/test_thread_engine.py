@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from fusco_actor._handle import ENGINE_ENV
+from tests.actors import conftest as _actors
 from tests.actors import test_cookie_sessions as _cookies
 from tests.actors import test_pool as _pool
 from tests.faults import test_desync as _desync
@@ -150,7 +151,7 @@ test_thread_stream_abort = _stops.test_an_abort_during_a_stream_ends_the_actor
 
 # Crashes, supervision and stops (fixtures of the modules they come from first).
 supervisor = _supervisor.supervisor
-pools = _pool.pools
+pools = _actors.pools
 test_thread_crash_queued = (
     _supervisor.test_a_crash_with_50_queued_requests_resends_them_all_on_the_restarted_client
 )

@@ -126,25 +126,29 @@ def snippets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def run_mypy(folder: Path, name: str) -> list[tuple[int, str]]:
-    """Run this venv's mypy (strict) on ``name`` in ``folder``; return (line, code) per error."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--show-error-codes",
-            "--no-error-summary",
-            "--cache-dir",
-            str(folder / ".mypy_cache"),
-            name,
-        ],
+def run_checker(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ARGS`` with this venv's interpreter in ``folder``; return its outcome."""
+    return subprocess.run(
+        [sys.executable, "-m", *args],
         cwd=folder,
         capture_output=True,
         text=True,
         timeout=CHECK_TIMEOUT,
         check=False,
+    )
+
+
+def run_mypy(folder: Path, name: str) -> list[tuple[int, str]]:
+    """Run this venv's mypy (strict) on ``name`` in ``folder``; return (line, code) per error."""
+    proc = run_checker(
+        folder,
+        "mypy",
+        "--strict",
+        "--show-error-codes",
+        "--no-error-summary",
+        "--cache-dir",
+        str(folder / ".mypy_cache"),
+        name,
     )
     assert "Cannot find implementation or library stub" not in proc.stdout, (
         "mypy cannot see the installed fusco_actor: reinstall with `make` or "
@@ -166,22 +170,7 @@ def test_mypy_accepts_the_documented_uses(snippets: Path) -> None:
 
 def pyright_error_lines(folder: Path, name: str) -> set[int]:
     """Run pyright on ``name`` with this venv's interpreter; return the lines with errors."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pyright",
-            "--outputjson",
-            "--pythonpath",
-            sys.executable,
-            name,
-        ],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=CHECK_TIMEOUT,
-        check=False,
-    )
+    proc = run_checker(folder, "pyright", "--outputjson", "--pythonpath", sys.executable, name)
     report = json.loads(proc.stdout)
     diagnostics = report["generalDiagnostics"]
     missing = [d for d in diagnostics if d.get("rule") == "reportMissingImports"]
