@@ -185,11 +185,12 @@ class LoadGenerator:
 
     def _count_sent(self, now_ns: int) -> None:
         """Count one request sent at ``now_ns`` in its second (caller serializes)."""
-        second = (now_ns - self._origin) // NS
+        # Before the origin (a stop cut the wait for the shared start short): second 0.
+        second = max((now_ns - self._origin) // NS, 0)
         sent = self._sent
         if second >= len(sent):
             sent.extend([0] * (second + 1 - len(sent)))
-        sent[max(second, 0)] += 1
+        sent[second] += 1
 
     def _record(self, start_ns: int, outcome: Outcome) -> None:
         """Queue a completion for the main thread (any thread)."""

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import posixpath
+import signal
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urljoin, urlsplit
 
 import fusco_actor
+from fusco_actor._bench import raise_signal_interrupt
 from fusco_actor._cli_common import (
     PROG,
     Failure,
@@ -64,7 +67,7 @@ exit status:
        or too many redirects (one line "{PROG}: ErrorKind: message" on stderr)
   2    usage error (bad option, URL or -w variable)
   22   --fail and the status was 400 or more
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
 
 examples:
   {PROG} get 127.0.0.1:8080/x                      http:// is implied
@@ -172,7 +175,26 @@ def _remote_name(url: str) -> str:
 
 
 def run_get(args: argparse.Namespace) -> int:
-    """Run ``fusco get``; return its exit status (see the epilog)."""
+    """Run ``fusco get`` with SIGTERM handled like SIGINT; return its exit status.
+
+    SIGTERM raises :class:`~fusco_actor._bench.SignalInterrupt`, so that the
+    ``-o`` temporary file is removed and the clients stopped, as on Ctrl-C
+    (exit 143; see the epilog for the others).
+    """
+    restore: Any = None
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    ):
+        restore = signal.signal(signal.SIGTERM, raise_signal_interrupt)
+    try:
+        return _run_get(args)
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
+
+
+def _run_get(args: argparse.Namespace) -> int:
     if args.head and args.data_parts:
         print(f"{PROG} get: error: -I (HEAD) sends no body: drop -d/--json", file=sys.stderr)
         return EXIT_USAGE

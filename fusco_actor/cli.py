@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 1 when the request or setup failed (one line on stderr)
         or some of ``bench``'s requests failed, 2 for a usage error, 22 when
         ``get --fail`` received a status >= 400, 130 when interrupted by
-        SIGINT, 143 when ``bench`` is stopped by SIGTERM.
+        SIGINT, 143 when stopped by SIGTERM.
 
     Example:
         >>> main(["get", "-i", "http://127.0.0.1:8080/"])  # doctest: +SKIP

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from fusco_actor import RequestTimeout
+from fusco_actor._bench import ClosedLoad
 from fusco_actor._bench_open import OpenLoad
 from fusco_actor._bench_plan import Plan
 from fusco_actor._bench_report import format_csv, format_report, summarize
@@ -253,3 +255,18 @@ def test_requests_queued_past_their_timeout_fail_so_memory_stays_bounded() -> No
     assert (result.stats.responses, result.stats.error_count, result.unfinished) == (0, 5, 0)
     ((kind, _),) = result.stats.errors
     assert kind == "RequestTimeout"
+
+
+def test_a_stop_before_the_shared_start_still_reports_what_was_sent() -> None:
+    # A worker told to stop while it waits for the shared start (the parent's
+    # SIGINT in the START_DELAY window) used to raise IndexError from its first send.
+    def never(*request: Any) -> ReplyFuture[Any]:
+        return ReplyFuture()
+
+    start = time.monotonic_ns() + 10 * NS
+    generator = ClosedLoad([never, never], ("/",), None, 1.0, start_at_ns=start)
+    generator.stop(signal.SIGINT, abort=True)
+    result = generator.run()
+    assert result.interrupted
+    assert result.sent == 2 == result.unfinished
+    assert result.stats.sent == [2]

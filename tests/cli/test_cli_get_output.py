@@ -218,7 +218,15 @@ def test_head_request_writes_the_head_only(embedded_server: EmbeddedServer) -> N
     assert proc.stdout.endswith(b"content-length: 100\r\n\r\n")
 
 
-def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "status", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_ctrl_c_or_sigterm_exits_128_plus_signal_and_leaves_no_partial_file(
+    tmp_path: Path, signum: signal.Signals, status: int, said: str
+) -> None:
+    # SIGTERM (`timeout 5 fusco get -o FILE`) used to kill the process without
+    # cleanup, leaving the hidden .FILE.XXXXXXXX.part beside FILE.
     arrived = threading.Event()
 
     def handler(listener: Any, server: SocketServerThread) -> None:
@@ -236,12 +244,12 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path: Path) -> None:
         )  # fmt: skip
         try:
             assert arrived.wait(LONG_TIMEOUT)  # the request came: the body is on its way
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signum)
             _, err = proc.communicate(timeout=RUN_TIMEOUT)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-    assert proc.returncode == 130
-    assert err.decode().splitlines()[-1] == "fusco: interrupted"
+    assert proc.returncode == status
+    assert err.decode().splitlines()[-1] == f"fusco: {said}"
     assert list(tmp_path.iterdir()) == []
