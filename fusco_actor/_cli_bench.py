@@ -12,6 +12,7 @@ there). The measuring is in :mod:`fusco_actor._bench` (closed model),
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib
 import importlib.util
 import json
@@ -35,9 +36,8 @@ from fusco_actor._cli_common import (
     client_options,
     non_negative_int,
     positive_int,
-    target,
-    url_argument,
 )
+from fusco_actor._cli_request import get_url_argument, parse_url
 from fusco_actor._server_process import ServerProcess
 from fusco_actor.messages import Request
 
@@ -104,7 +104,11 @@ def add_bench_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     add = bench.add_argument
     add(
-        "url", type=url_argument, nargs="?", metavar="URL", help="target (default: embedded server)"
+        "url",
+        type=get_url_argument,
+        nargs="?",
+        metavar="URL",
+        help="target; no scheme means http:// (default: the embedded server)",
     )
     add(
         "-c",
@@ -262,10 +266,17 @@ def _body(args: argparse.Namespace) -> bytes | None:
     return None
 
 
-def _headers(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """Return -H's headers with -T's Content-Type and --disable-keepalive's Connection."""
+def _headers(args: argparse.Namespace, credentials: bytes | None) -> list[tuple[str, str]]:
+    """Return -H's headers with -T's and --disable-keepalive's, and the URL's credentials.
+
+    ``credentials`` (``user:password`` from the URL's user-info) become a Basic
+    ``Authorization`` header unless -H gives one.
+    """
     replaced = set()
     extra = []
+    given = {name.lower() for name, _ in args.headers}
+    if credentials is not None and "authorization" not in given:
+        extra.append(("Authorization", "Basic " + base64.b64encode(credentials).decode()))
     if args.content_type is not None:
         replaced.add("content-type")
         extra.append(("Content-Type", args.content_type))
@@ -316,9 +327,10 @@ def _bench(args: argparse.Namespace) -> int:
             url = server.url + ("/echo" if body is not None else "/")
         else:
             url = args.url
-        destination, path = target(url)
+        parsed = parse_url(url)  # user-info becomes Authorization, never shown in the report
+        url, destination, path = parsed.text, parsed.destination, parsed.target
         method = args.method or ("POST" if body is not None else "GET")
-        request = (path, method, _headers(args), body or b"", args.timeout)
+        request = (path, method, _headers(args, parsed.credentials), body or b"", args.timeout)
         Request(*request)  # raises BadArgument here rather than once per request
         duration = None if args.requests else (args.duration or DEFAULT_DURATION)
         plan = Plan(

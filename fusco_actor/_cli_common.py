@@ -6,7 +6,6 @@ import argparse
 import ssl
 import threading
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -22,8 +21,6 @@ __all__ = [
     "positive_int",
     "positive_seconds",
     "stop_within",
-    "target",
-    "url_argument",
 ]
 
 PROG: Final = "fusco"
@@ -73,16 +70,6 @@ def header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def url_argument(text: str) -> str:
-    scheme = urlsplit(text).scheme.lower()
-    if scheme not in ("http", "https"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
-    return text
-
-
-# -- options both subcommands take -------------------------------------------------------
-
-
 def common_options() -> argparse.ArgumentParser:
     """Return the parent parser of the options every subcommand takes."""
     common = argparse.ArgumentParser(add_help=False)
@@ -128,15 +115,6 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     except (OSError, ssl.SSLError) as exc:
         raise Failure(exc) from exc
     return options
-
-
-def target(url: str) -> tuple[str, str]:
-    """Split a URL into the destination (scheme://netloc) and the request path (path?query)."""
-    parts = urlsplit(url)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return f"{parts.scheme}://{parts.netloc}", path
 
 
 def error_line(exc: BaseException) -> str:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from fusco_actor import _native
 from fusco_actor._cookie_rules import (
     canonical_host,
     default_path,
@@ -99,7 +99,9 @@ class CookieJar:
         self._host = None if host is None else canonical_host(host)
         self._cookies: dict[tuple[str, str, str], _Cookie] = {}
         self._counter = 0
-        self._lock = threading.Lock()
+        # A real lock even under gevent: the scheduler thread takes it too, and no
+        # holder waits on anything while it holds it (see _native).
+        self._lock = _native.allocate_lock()
 
     def __len__(self) -> int:
         """Return the number of stored cookies (expired ones count until evicted)."""

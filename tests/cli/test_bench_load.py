@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -283,6 +284,20 @@ def test_method_headers_body_and_content_type_reach_the_wire(method_flag: str) -
         assert headers["content-type"] == b"text/plain"  # -T replaces -H's
         assert headers["content-length"] == b"11"
         assert body == b"hello fusco"
+
+
+def test_user_info_in_the_url_is_sent_as_basic_auth_and_never_reported() -> None:
+    with SocketServerThread(serve_requests(2, per_connection=2)) as server:
+        url = server.url.replace("http://", "alice:s%40cret@", 1)  # no scheme: http://
+        proc = fusco("bench", url + "/x", "-n", "2", "-c", "1", "--json")
+        assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["url"] == server.url + "/x"  # the password stays out of the report
+    assert b"cret" not in proc.stdout + proc.stderr
+    for raw in requests_of(server):
+        line, headers, _ = parse_request(raw)
+        assert line == b"GET /x HTTP/1.1"
+        assert headers["authorization"] == b"Basic " + base64.b64encode(b"alice:s@cret")
 
 
 @pytest.mark.parametrize("form", [["-d", "@{}"], ["-D", "{}"], ["-D", "@{}"]])
