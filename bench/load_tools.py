@@ -270,6 +270,28 @@ def one(tool: str, phase: str, url: str, args: argparse.Namespace, tmp: Path) ->
         return f"failed: {first.replace('|', '/')}"[:160]
 
 
+def versions(args: argparse.Namespace, reasons: dict[str, str]) -> str:
+    """Return what ran, as each tool prints its version (first line, trimmed)."""
+
+    def first_line(command: list[str]) -> str:
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        except OSError:
+            return "?"
+        text = (proc.stdout + proc.stderr).strip().splitlines()
+        return " ".join(text[0].split()[:3]) if text else "?"
+
+    bin_dir = Path(sys.executable).parent
+    found = [first_line([str(bin_dir / "fusco"), "--version"])]
+    if not reasons["wrk"]:
+        found.append(first_line(["wrk", "-v"]))
+    if not reasons["wrk2"]:
+        found.append(first_line([args.wrk2, "-v"]).replace("wrk", "wrk2 (reports itself as wrk)"))
+    if not reasons["Locust FuscoUser"]:
+        found.append(first_line([str(bin_dir / "locust"), "--version"]).removesuffix(" from"))
+    return ", ".join(found)
+
+
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 1e3:.2f} ms"
 
@@ -361,6 +383,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.connections} connections (Locust: users), {args.duration:g} s per run, "
         f"{args.rounds} interleaved rounds (medians shown); load average {load_before:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after.",
+        f"Tools: {versions(args, reasons)}"
+        + (
+            ""
+            if reasons["wrk2"]
+            else " (wrk2 is not packaged: built by `make` in a checkout of github.com/giltene/wrk2)"
+        )
+        + ".",
         "Requests per CPU-second divide the responses by the user + system time of the "
         "tool's own processes, start-up included (a Python tool spends a few tenths of a "
         "second importing): how much one core of load generator buys. wrk2 has no closed "
