@@ -57,8 +57,10 @@ class Sink:
         self._file: BinaryIO = sys.stdout.buffer
         if self.name is None:
             return
+        # Through a symbolic link, as curl writes: the link stays, its target is replaced.
+        self._path = os.path.realpath(self.name)
         try:
-            self._file = self._open(self.name)
+            self._file = self._open(self._path)
         except OSError as exc:
             raise _naming(exc, self.name) from None
 
@@ -116,7 +118,7 @@ class Sink:
         try:
             self._file.close()
             if self._temp is not None:
-                os.replace(self._temp, self.name)
+                os.replace(self._temp, self._path)
                 self._temp = None
         except OSError as exc:
             self.discard()

@@ -137,6 +137,7 @@ class Session:
         stats.connect_time, stats.head_at, stats.ended_at = None, None, None
         stats.url_effective, stats.method, stats.scheme = url.text, hop.method, url.scheme
         stats.size_download = 0
+        Request(url.target, hop.method, hop.headers, b"")  # BadArgument before any connect
         before = len(self._infos)
         peer.client.connect(timeout=self.remaining())
         seen = self._connected(before, url, peer, stats)

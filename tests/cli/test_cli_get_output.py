@@ -166,6 +166,21 @@ def test_output_replaces_the_file_keeping_its_mode(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.bin"]
 
 
+def test_output_through_a_symbolic_link_writes_its_target(
+    embedded_server: EmbeddedServer, tmp_path: Path
+) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "data.bin"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    proc = fusco_get("-o", str(link), embedded_server.url + "/bytes/1000")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    assert link.is_symlink() and link.resolve() == target  # the link stays, as with curl
+    assert_pattern(target, 1000)
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["data.bin"]
+
+
 def test_output_to_a_device_is_written_directly(embedded_server: EmbeddedServer) -> None:
     proc = fusco_get("-o", os.devnull, embedded_server.url + "/bytes/1000")
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")

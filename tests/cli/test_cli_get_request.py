@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,15 @@ def test_help_lists_the_exit_statuses() -> None:
     text = proc.stdout.decode()
     for status in ("0 ", "1 ", "2 ", "22 ", "130 "):
         assert f"\n  {status}" in text, status
+
+
+@pytest.mark.parametrize("bad", [["-H", "Bad Name: v"], ["-H", "X-Ok: a\rb"], ["-X", "GE T"]])
+def test_a_request_refused_as_bad_never_connects(bad: list[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        proc = fusco_get(*bad, f"http://127.0.0.1:{port}/")
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):  # nothing in the backlog: no connect was made
+            listener.accept()[0].close()
+    assert proc.returncode == 1
+    assert one_line(proc).startswith("fusco: BadArgument: ")
