@@ -19,13 +19,10 @@ import json
 import math
 import os
 import re
-import signal
 import sys
-import threading
 from functools import partial
 from typing import Any, Final
 
-from fusco_actor._bench import raise_signal_interrupt
 from fusco_actor._bench_plan import Plan, PlannedRun
 from fusco_actor._bench_report import ProgressLine, format_csv, format_report, summarize
 from fusco_actor._bench_stats import DEFAULT_PERCENTILES
@@ -211,38 +208,6 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 # -- running -----------------------------------------------------------------------------
 
 
-def run_bench(args: argparse.Namespace) -> int:
-    """Run ``fusco bench`` with SIGTERM handled like SIGINT; return the exit status.
-
-    Outside the measurement (while the embedded server, the workers or the
-    pool start or stop) SIGTERM raises
-    :class:`~fusco_actor._bench.SignalInterrupt`, so that the ``finally``
-    clauses stop them; during it the load generator stops and the report is
-    printed.
-
-    Returns:
-        0 when every request sent got a response, 1 when some failed or were
-        unfinished, 128 + the signal's number when a signal stopped the run.
-
-    Raises:
-        Failure: a body file, the CA file or the HTML report could not be
-            read or written, or a worker failed.
-        SignalInterrupt: SIGTERM arrived outside the measurement.
-        KeyboardInterrupt: SIGINT arrived outside the measurement.
-    """
-    restore: Any = None
-    if (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
-    ):
-        restore = signal.signal(signal.SIGTERM, raise_signal_interrupt)
-    try:
-        return _bench(args)
-    finally:
-        if restore is not None:
-            signal.signal(signal.SIGTERM, restore)
-
-
 def _read(path: str) -> bytes:
     """Return the contents of ``path`` (``-``: stdin)."""
     if path == "-":
@@ -315,7 +280,25 @@ def _write_html(path: str, report: dict[str, Any]) -> None:
         raise Failure(exc) from exc
 
 
-def _bench(args: argparse.Namespace) -> int:
+def run_bench(args: argparse.Namespace) -> int:
+    """Run ``fusco bench``; return the exit status.
+
+    ``fusco``'s ``main`` runs it with SIGTERM raising
+    :class:`~fusco_actor._bench.SignalInterrupt`: outside the measurement
+    (while the embedded server, the workers or the pool start or stop) the
+    ``finally`` clauses stop them; during it the load generator stops and the
+    report is printed.
+
+    Returns:
+        0 when every request sent got a response, 1 when some failed or were
+        unfinished, 128 + the signal's number when a signal stopped the run.
+
+    Raises:
+        Failure: a body file, the CA file or the HTML report could not be
+            read or written, or a worker failed.
+        SignalInterrupt: SIGTERM arrived outside the measurement.
+        KeyboardInterrupt: SIGINT arrived outside the measurement.
+    """
     body = _body(args)
     _check_html(args.html)
     tls = {"proxy": args.proxy, "insecure": args.insecure, "cacert": args.cacert}

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import ssl
 import threading
+from collections.abc import Iterator
 from typing import Any, Final
+
+from fusco_actor._bench import raise_signal_interrupt
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -20,6 +25,7 @@ __all__ = [
     "non_negative_int",
     "positive_int",
     "positive_seconds",
+    "sigterm_as_interrupt",
     "stop_within",
 ]
 
@@ -128,3 +134,26 @@ def stop_within(stop: Any, seconds: float) -> None:
     thread = threading.Thread(target=stop, name="fusco-cli-stop", daemon=True)
     thread.start()
     thread.join(seconds)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`~fusco_actor._bench.SignalInterrupt`.
+
+    ``SignalInterrupt`` is a ``KeyboardInterrupt``, so SIGTERM runs the
+    cleanup Ctrl-C runs (``finally`` clauses stop clients, pools, workers and
+    the embedded server; ``fusco get -o`` removes its temporary file) and
+    ``fusco`` exits 143. Only in the main thread, and not when SIGTERM is
+    ignored (as under ``nohup``); the previous handler comes back afterwards.
+    """
+    restore: Any = None
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    ):
+        restore = signal.signal(signal.SIGTERM, raise_signal_interrupt)
+    try:
+        yield
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import posixpath
-import signal
 import sys
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urljoin, urlsplit
 
 import fusco_actor
-from fusco_actor._bench import raise_signal_interrupt
 from fusco_actor._cli_common import (
     PROG,
     Failure,
@@ -175,26 +172,12 @@ def _remote_name(url: str) -> str:
 
 
 def run_get(args: argparse.Namespace) -> int:
-    """Run ``fusco get`` with SIGTERM handled like SIGINT; return its exit status.
+    """Run ``fusco get``; return its exit status (see the epilog).
 
-    SIGTERM raises :class:`~fusco_actor._bench.SignalInterrupt`, so that the
-    ``-o`` temporary file is removed and the clients stopped, as on Ctrl-C
-    (exit 143; see the epilog for the others).
+    ``fusco``'s ``main`` runs it with SIGTERM raising
+    :class:`~fusco_actor._bench.SignalInterrupt`, so that the ``-o``
+    temporary file is removed and the clients stopped, as on Ctrl-C.
     """
-    restore: Any = None
-    if (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
-    ):
-        restore = signal.signal(signal.SIGTERM, raise_signal_interrupt)
-    try:
-        return _run_get(args)
-    finally:
-        if restore is not None:
-            signal.signal(signal.SIGTERM, restore)
-
-
-def _run_get(args: argparse.Namespace) -> int:
     if args.head and args.data_parts:
         print(f"{PROG} get: error: -I (HEAD) sends no body: drop -d/--json", file=sys.stderr)
         return EXIT_USAGE

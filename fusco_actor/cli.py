@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING
 
 import fusco_actor
 from fusco_actor._cli_bench import add_bench_parser, run_bench
-from fusco_actor._cli_common import PROG, Failure, common_options, error_line
+from fusco_actor._cli_common import (
+    PROG,
+    Failure,
+    common_options,
+    error_line,
+    sigterm_as_interrupt,
+)
 from fusco_actor._cli_get import add_get_parser, run_get
 
 if TYPE_CHECKING:
@@ -76,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     command = run_get if args.command == "get" else run_bench
     try:
-        return command(args)
+        with sigterm_as_interrupt():
+            return command(args)
     except Failure as exc:
         cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
         print(error_line(cause), file=sys.stderr)
