@@ -142,8 +142,10 @@ class OpenLoad(LoadGenerator):
             self._next += 1
             self._max_lag_ns = max(self._max_lag_ns, now - intended)
             self._send_one(intended)
+        # The whole schedule's period is 1/rate: a worker's share ends one period (not one
+        # stride) after its last request, so the merged run's sending time is count/rate.
         last = self._origin + int(self._first + (self._next - 1) * self._step)
-        self._send_end_ns = max(time.monotonic_ns(), last + int(self._step))
+        self._send_end_ns = max(time.monotonic_ns(), last + int(NS / self._rate))
         return None
 
     def _send_one(self, intended: int) -> None:

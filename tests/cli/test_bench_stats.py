@@ -6,6 +6,7 @@ import json
 import random
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
@@ -242,6 +243,26 @@ def test_the_pacer_sends_each_request_at_its_intended_time_in_its_share() -> Non
     assert result.target_rate == 200.0
     assert 0 <= result.max_lag < 1.0
     assert result.achieved_rate == pytest.approx(200.0, rel=0.2)
+
+
+def test_the_shares_of_one_schedule_send_for_count_over_rate_in_all() -> None:
+    def send(*request: Any) -> ReplyFuture[Any]:
+        return ok_now()
+
+    start = time.monotonic_ns() + 50 * MS
+    rate, each = 100.0, 20
+    shares = [
+        OpenLoad(send, ("/",), each, None, rate, start_at_ns=start, offset=offset, stride=2)
+        for offset in (0, 1)
+    ]
+    with ThreadPoolExecutor(2) as workers:  # side by side, as worker processes run
+        parts = [result.to_wire() for result in workers.map(OpenLoad.run, shares)]
+    merged = RunResult.merge(parts, start)
+    assert merged.sent == 2 * each
+    # 40 requests at 100/s take 0.4 s: the last share ends 1/rate (10 ms) after its last
+    # request, not one stride (20 ms); 5 ms of slack for a late pacer thread
+    assert 2 * each / rate <= merged.send_period < 2 * each / rate + 0.005
+    assert merged.achieved_rate == pytest.approx(rate, rel=0.02)
 
 
 def test_requests_queued_past_their_timeout_fail_so_memory_stays_bounded() -> None:
