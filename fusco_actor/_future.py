@@ -241,13 +241,12 @@ class ReplyFuture(pykka.Future[T], Generic[T]):
                 return super().get(timeout=timeout)
             if not self._done:
                 green_wait = _green_wait
-                waker = _thread_eventfd() if self.on_loop and green_wait is None else None
                 if green_wait is not None:  # a greenlet must yield while it waits (gevent)
                     self._wait_green(green_wait, timeout)
-                elif waker is None:
-                    self._wait(timeout)
-                else:
+                elif self.on_loop and (waker := _thread_eventfd()) is not None:
                     self._wait_fd(waker, timeout)
+                else:
+                    self._wait(timeout)
         if self._exc is not None:
             raise self._exc
         return self._value  # type: ignore[no-any-return]
