@@ -64,7 +64,11 @@ MAX_PIECE: Final = 256 * 1024  # bytes: the most one piece handed to the consume
 
 
 class _Replies(_native.SimpleQueue):  # type: ignore[misc]
-    """The consumer's reply queue; a put also wakes a greenlet waiting in ``ask`` (gevent)."""
+    """The consumer's reply queue; a put also wakes a greenlet waiting in ``ask`` (gevent).
+
+    Only a channel made while a green wait is installed has one; any other keeps
+    the plain C queue, so without gevent a put costs no Python call.
+    """
 
     __slots__ = ("waiter",)
 
@@ -82,13 +86,13 @@ class _Replies(_native.SimpleQueue):  # type: ignore[misc]
 class LoopStreamChannel(StreamChannel):
     """A stream channel whose requests are callbacks on the scheduler loop."""
 
-    __slots__ = ("_loop", "_replies", "_stream")
+    __slots__ = ("_loop", "_stream")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, stream: LoopStream) -> None:
         """Bind the channel to the loop and the stream serving the body."""
         super().__init__()
-        self._replies = _Replies()
-        self.replies = self._replies
+        if _future._green_wait is not None:  # its consumer is a greenlet (gevent)
+            self.replies = _Replies()
         self._loop = loop
         self._stream = stream
 
@@ -104,12 +108,11 @@ class LoopStreamChannel(StreamChannel):
                 "iterating a streamed body on the fusco_actor scheduler thread would freeze "
                 "every actor, the one serving the body included; consume it from another thread"
             )
-        if _future._green_wait is None:
+        replies = self.replies
+        if not isinstance(replies, _Replies):
             self.tell(request)
-            reply: tuple[str, Any] = self.replies.get()
-            return reply
+            return replies.get()
         # A greenlet (gevent): wait on a future the next put resolves, yielding meanwhile.
-        replies = self._replies
         while True:
             waiter: ReplyFuture[None] = ReplyFuture()
             replies.waiter = waiter
