@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,7 +24,6 @@ import pykka
 
 from fusco_actor._client import ClientActor
 from fusco_actor._connect_parts import remaining
-from fusco_actor._cookies import CookieJar
 from fusco_actor._future import ReplyFuture, SchedulerBlockedError, on_scheduler_thread
 from fusco_actor._inbox import (
     Call,
@@ -39,6 +37,7 @@ from fusco_actor._loop_client import LoopClientActor
 from fusco_actor.messages import check_timeout, make_request
 
 if TYPE_CHECKING:
+    from fusco_actor._cookies import CookieJar
     from fusco_actor._options import CheckedOptions, Destination
     from fusco_actor._response import Response
     from fusco_actor._streaming import StreamingResponse
@@ -116,8 +115,7 @@ class Client(AsyncRequests):
         With ``use_cookies`` and no ``options.cookie_jar`` (a pool's), the
         client gets a jar of its own, kept by every incarnation.
         """
-        if options.use_cookies and options.cookie_jar is None:
-            options = replace(options, cookie_jar=CookieJar(destination.host))
+        options = options.with_own_jar(destination.host)
         self._destination = destination
         self._options = options
         self._supervisor = supervisor

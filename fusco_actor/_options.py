@@ -17,11 +17,12 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypedDict
+from dataclasses import dataclass, replace
+from typing import Any, Final, TypeAlias, TypedDict
 from urllib.parse import unquote, urlsplit
 
 from fusco_actor._connect_parts import ConnectInfo
+from fusco_actor._cookies import CookieJar
 from fusco_actor._exceptions import BadArgument, BadOption
 from fusco_actor._parser import DEFAULT_MAX_HEAD_SIZE
 from fusco_actor.messages import check_timeout
@@ -30,9 +31,6 @@ if sys.version_info >= (3, 11):
     from typing import Unpack
 else:
     from typing_extensions import Unpack
-
-if TYPE_CHECKING:
-    from fusco_actor._cookies import CookieJar
 
 __all__ = [
     "OPTION_NAMES",
@@ -153,6 +151,15 @@ class CheckedOptions:
     #: The jar shared by every incarnation of a client (and every client of a pool)
     #: with ``use_cookies``; set by the handle or the pool, never by ``parse_options``.
     cookie_jar: CookieJar | None = None
+
+    def with_own_jar(self, host: str) -> CheckedOptions:
+        """Return these options with a new jar for ``host`` if ``use_cookies`` wants one.
+
+        Unchanged when cookies are off or a jar is already set (a pool's).
+        """
+        if not self.use_cookies or self.cookie_jar is not None:
+            return self
+        return replace(self, cookie_jar=CookieJar(host))
 
 
 def _check_port(port: Any, what: str, error: type[Exception]) -> int:

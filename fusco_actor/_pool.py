@@ -19,11 +19,9 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from fusco_actor._cookies import CookieJar
 from fusco_actor._exceptions import BadArgument, BadOption, ClientStopped, PoolTimeout
 from fusco_actor._future import ReplyFuture
 from fusco_actor._handle import AsyncRequests, Client
@@ -39,6 +37,7 @@ from fusco_actor._supervisor import Supervisor
 from fusco_actor.messages import check_timeout, make_request
 
 if TYPE_CHECKING:
+    from fusco_actor._cookies import CookieJar
     from fusco_actor._response import Response
 
 __all__ = ["Pool"]
@@ -85,11 +84,9 @@ class Pool(AsyncRequests):
         if isinstance(max_clients, bool) or not isinstance(max_clients, int) or max_clients < 1:
             raise BadOption(f"max_clients: {max_clients!r} is not an int >= 1")
         self._destination = parse_destination(destination)
-        checked = parse_options(options)
-        if checked.use_cookies:  # one jar for every client: one session per pool
-            checked = replace(checked, cookie_jar=CookieJar(self._destination.host))
-        self._options = checked
-        self._pipeline = checked.pipeline
+        # One jar for every client (use_cookies): one session per pool.
+        self._options = parse_options(options).with_own_jar(self._destination.host)
+        self._pipeline = self._options.pipeline
         self._load: dict[int, int] = {}  # pool requests outstanding per client
         self._max_clients = max_clients
         self._lock = threading.RLock()
