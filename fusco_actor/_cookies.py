@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from fusco_actor import _native
 from fusco_actor._cookie_rules import (
@@ -262,41 +263,7 @@ class CookieJar:
         # §5.2 step 5: an empty name is ignored.
         if not name or _CTL.search(name) or _CTL.search(value):
             return
-        expires: float | None = None
-        max_age: float | None = None
-        domain: str | None = None
-        path: str | None = None
-        secure = http_only = False
-        # §5.2 (attributes): each cookie-av up to the next ";"; "=" splits name and
-        # value; names are case-insensitive; the last occurrence of one wins (§5.3).
-        for av in unparsed.split(";"):
-            av_name, _, av_value = av.partition("=")
-            av_name = av_name.strip(_WSP).lower() if av_name.isascii() else ""
-            av_value = av_value.strip(_WSP)
-            if av_name == "expires":
-                # §5.2.1: an unparsable date ignores the cookie-av.
-                when = parse_date(av_value)
-                expires = expires if when is None else when
-            elif av_name == "max-age":
-                # §5.2.2: DIGITs with an optional leading "-", else ignored;
-                # delta-seconds <= 0 means the earliest representable time.
-                if _MAX_AGE.fullmatch(av_value):
-                    delta = min(int(av_value), _MAX_DELTA)
-                    max_age = float("-inf") if delta <= 0 else now + delta
-            elif av_name == "domain":
-                # §5.2.3: an empty value is ignored; a leading "." is dropped;
-                # the value is lower-cased.
-                if av_value:
-                    domain = canonical_host(av_value.removeprefix("."))
-            elif av_name == "path":
-                # §5.2.4: a value not starting with "/" means default-path.
-                path = av_value if av_value.startswith("/") else None
-            elif av_name == "secure":
-                secure = True  # §5.2.5
-            elif av_name == "httponly":
-                http_only = True  # §5.2.6
-        # §5.3 step 3: Max-Age has precedence over Expires.
-        expiry = max_age if max_age is not None else expires
+        expiry, domain, path, secure, http_only = _attributes(unparsed, now)
         if domain:
             # §5.3 step 6: a Domain the request host does not domain-match
             # ignores the cookie entirely; one that matches is not host-only.
@@ -338,6 +305,60 @@ class CookieJar:
         self._cookies[key] = _Cookie(
             name, value, domain, path, host_only, secure, http_only, expiry, creation, order
         )
+
+
+class _Attributes(NamedTuple):
+    """The cookie-avs of one set-cookie-string that the storage model (§5.3) uses."""
+
+    expiry: float | None  # Max-Age over Expires; None: a session cookie
+    domain: str | None  # canonical; None: no (or an empty) Domain
+    path: str | None  # None: no valid Path (default-path applies)
+    secure: bool
+    http_only: bool
+
+
+def _attributes(unparsed: str, now: float) -> _Attributes:
+    """Parse the cookie-avs after a set-cookie-string's name-value-pair (§5.2).
+
+    Unparsable or unknown attributes are ignored; ``now`` is ``time.time()``
+    seconds, the base of Max-Age.
+    """
+    expires: float | None = None
+    max_age: float | None = None
+    domain: str | None = None
+    path: str | None = None
+    secure = http_only = False
+    # §5.2 (attributes): each cookie-av up to the next ";"; "=" splits name and
+    # value; names are case-insensitive; the last occurrence of one wins (§5.3).
+    for av in unparsed.split(";"):
+        av_name, _, av_value = av.partition("=")
+        av_name = av_name.strip(_WSP).lower() if av_name.isascii() else ""
+        av_value = av_value.strip(_WSP)
+        if av_name == "expires":
+            # §5.2.1: an unparsable date ignores the cookie-av.
+            when = parse_date(av_value)
+            expires = expires if when is None else when
+        elif av_name == "max-age":
+            # §5.2.2: DIGITs with an optional leading "-", else ignored;
+            # delta-seconds <= 0 means the earliest representable time.
+            if _MAX_AGE.fullmatch(av_value):
+                delta = min(int(av_value), _MAX_DELTA)
+                max_age = float("-inf") if delta <= 0 else now + delta
+        elif av_name == "domain":
+            # §5.2.3: an empty value is ignored; a leading "." is dropped;
+            # the value is lower-cased.
+            if av_value:
+                domain = canonical_host(av_value.removeprefix("."))
+        elif av_name == "path":
+            # §5.2.4: a value not starting with "/" means default-path.
+            path = av_value if av_value.startswith("/") else None
+        elif av_name == "secure":
+            secure = True  # §5.2.5
+        elif av_name == "httponly":
+            http_only = True  # §5.2.6
+    # §5.3 step 3: Max-Age has precedence over Expires.
+    expiry = max_age if max_age is not None else expires
+    return _Attributes(expiry, domain, path, secure, http_only)
 
 
 def _send_order(cookie: _Cookie) -> tuple[int, float, int]:
