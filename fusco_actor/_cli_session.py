@@ -137,17 +137,17 @@ class Session:
         stats.connect_time, stats.head_at, stats.ended_at = None, None, None
         stats.url_effective, stats.method, stats.scheme = url.text, hop.method, url.scheme
         stats.size_download = 0
-        Request(url.target, hop.method, hop.headers, b"")  # BadArgument before any connect
+        body: Any = b""
+        if hop.body is not None:
+            opened = hop.body.open()
+            body = opened if isinstance(opened, bytes) else self._files.enter_context(opened)
+        request = Request(url.target, hop.method, hop.headers, body)  # BadArgument: no connect
         before = len(self._infos)
         peer.client.connect(timeout=self.remaining())
         seen = self._connected(before, url, peer, stats)
         if seen == before:
             self._trace.note(f"Re-using the connection to {url.host} port {url.port}")
-        body: Any = b""
-        if hop.body is not None:
-            opened = hop.body.open()
-            body = opened if isinstance(opened, bytes) else self._files.enter_context(opened)
-        head = peer.origin.head(Call(Request(url.target, hop.method, hop.headers, body)))
+        head = peer.origin.head(Call(request))
         size = 0 if hop.body is None else hop.body.size
         stats.size_request, stats.size_upload = len(head) + size, size
         self._trace.sent(head)
