@@ -13,12 +13,18 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urljoin
 
-from fusco_actor._cli_request import BODY_HEADERS, Body, Url, parse_url, without
+from fusco_actor._cli_request import (
+    BODY_HEADERS,
+    Body,
+    Url,
+    basic_authorization,
+    parse_url,
+    without,
+)
 
 if TYPE_CHECKING:
     from fusco_actor._headers import Headers
@@ -102,7 +108,6 @@ def next_hop(hop: Hop, status: int, location: str, max_redirs: int, trusted: boo
     if trusted or url.origin == hop.first_origin:
         headers = hop.credentials_headers + headers
     elif url.credentials is not None:  # user-info in the Location itself
-        basic = "Basic " + base64.b64encode(url.credentials).decode()
-        headers = [("Authorization", basic), *headers]
+        headers = [("Authorization", basic_authorization(url.credentials)), *headers]
     return replace(hop, url=url, method=method, headers=headers, body=body,
                    redirects=hop.redirects + 1)  # fmt: skip

@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "Body",
     "Url",
+    "basic_authorization",
     "basic_credentials",
     "build_body",
     "build_headers",
@@ -252,6 +253,11 @@ def basic_credentials(user: str) -> bytes:
     return os.fsencode(name) + b":" + os.fsencode(password)
 
 
+def basic_authorization(credentials: bytes) -> str:
+    """Return the ``Authorization`` value for ``user:password`` bytes: ``Basic <base64>``."""
+    return "Basic " + base64.b64encode(credentials).decode()
+
+
 def build_headers(
     given: list[tuple[str, str]],
     credentials: bytes | None,
@@ -269,7 +275,7 @@ def build_headers(
     names = {name.lower() for name, _ in given}
     defaults: list[tuple[str, str]] = []
     if credentials is not None:
-        defaults.append(("Authorization", "Basic " + base64.b64encode(credentials).decode()))
+        defaults.append(("Authorization", basic_authorization(credentials)))
     agent = DEFAULT_USER_AGENT if user_agent is None else wire_text(user_agent)
     if agent:
         defaults.append(("User-Agent", agent))
