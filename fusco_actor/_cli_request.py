@@ -47,14 +47,11 @@ __all__ = [
     "get_url_argument",
     "parse_url",
     "wire_text",
-    "without",
 ]
 
 DEFAULT_USER_AGENT: Final = f"fusco_actor/{fusco_actor.__version__}"
 FORM: Final = "application/x-www-form-urlencoded"
 JSON: Final = "application/json"
-#: header names whose meaning belongs to the body (dropped with it on a 301/302/303)
-BODY_HEADERS: Final = frozenset({"content-type", "content-length", "transfer-encoding"})
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -294,8 +291,3 @@ def choose_method(args: argparse.Namespace, body: Body | None) -> str:
     if args.head:
         return "HEAD"
     return "POST" if body is not None else "GET"
-
-
-def without(headers: list[tuple[str, str]], names: frozenset[str]) -> list[tuple[str, str]]:
-    """Return ``headers`` without those whose lower-cased name is in ``names``."""
-    return [(n, v) for n, v in headers if n.lower() not in names]
