@@ -27,6 +27,7 @@ __all__ = [
     "positive_seconds",
     "sigterm_as_interrupt",
     "stop_within",
+    "tls_options",
 ]
 
 PROG: Final = "fusco"
@@ -105,21 +106,30 @@ def common_options() -> argparse.ArgumentParser:
 # -- helpers -----------------------------------------------------------------------------
 
 
-def client_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Return ``start`` options from --proxy, --insecure and --cacert."""
-    options: dict[str, Any] = {}
-    if args.proxy:
-        options["proxy"] = args.proxy
+def tls_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the ``ssl_context`` option of --insecure or --cacert (none when neither is given).
+
+    Raises:
+        Failure: the CA file cannot be loaded.
+    """
     try:
         if args.insecure:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-            options["ssl_context"] = context
-        elif args.cacert:
-            options["ssl_context"] = ssl.create_default_context(cafile=args.cacert)
+            return {"ssl_context": context}
+        if args.cacert:
+            return {"ssl_context": ssl.create_default_context(cafile=args.cacert)}
     except (OSError, ssl.SSLError) as exc:
         raise Failure(exc) from exc
+    return {}
+
+
+def client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return ``start`` options from --proxy, --insecure and --cacert."""
+    options = tls_options(args)
+    if args.proxy:
+        options["proxy"] = args.proxy
     return options
 
 

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import fusco_actor
-from fusco_actor._cli_common import STOP_TIMEOUT, Failure, client_options, stop_within
+from fusco_actor._cli_common import STOP_TIMEOUT, Failure, stop_within, tls_options
 from fusco_actor._cli_proxy import ProxySchemeError, choose_proxy
 from fusco_actor._connect_parts import tunnel_request
 from fusco_actor._inbox import Call
@@ -70,8 +70,7 @@ class Session:
         self._args = args
         self._trace = trace
         self._deadline: float | None = None if args.timeout is None else started + args.timeout
-        self._options = client_options(args)
-        self._options.pop("proxy", None)
+        self._options = tls_options(args)  # the proxy is chosen for each origin
         if args.connect_timeout is not None:
             self._options["connect_timeout"] = args.connect_timeout
         self._infos: list[ConnectInfo] = []
