@@ -36,7 +36,17 @@ STOP_TIMEOUT: Final = 5.0  # seconds to wait for the pool or client to stop on t
 
 
 class Failure(Exception):
-    """A setup step failed; reported as ``fusco: <cause class>: <cause>`` with exit status 1."""
+    """A setup step failed; reported as ``fusco: <cause class>: <cause>`` with exit status 1.
+
+    ``Failure(exc)`` wraps the exception that made the step fail;
+    ``Failure("message")`` (as :class:`~fusco_actor._bench_workers.WorkerFailed`) is its own cause.
+    """
+
+    @property
+    def cause(self) -> BaseException:
+        """Return the exception to report: the one wrapped, else this failure itself."""
+        first = self.args[0] if self.args else None
+        return first if isinstance(first, BaseException) else self
 
 
 # -- argument types ----------------------------------------------------------------------

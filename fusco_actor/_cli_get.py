@@ -206,7 +206,7 @@ def run_get(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         raise
     except (fusco_actor.FuscoError, TooManyRedirects, BadRedirect, Failure, OSError) as exc:
-        cause = exc.args[0] if isinstance(exc, Failure) and exc.args else exc
+        cause = exc.cause if isinstance(exc, Failure) else exc
         stats.ended_at = time.monotonic()
         stats.exitcode, stats.errormsg = EXIT_FAILED, " ".join(str(cause).split())
         _write_out(args.write_out, stats)
