@@ -207,15 +207,11 @@ def run_get(args: argparse.Namespace) -> int:
         raise
     except (fusco_actor.FuscoError, TooManyRedirects, BadRedirect, Failure, OSError) as exc:
         cause = exc.cause if isinstance(exc, Failure) else exc
-        stats.ended_at = time.monotonic()
-        stats.exitcode, stats.errormsg = EXIT_FAILED, " ".join(str(cause).split())
-        _write_out(args.write_out, stats)
-        if not args.silent or args.show_error:
-            print(error_line(cause), file=sys.stderr)
-            if sink.name is not None and sink.written:
-                print(f"{PROG}: {sink.name} left as it was: the {sink.written} bytes "
-                      "received were discarded", file=sys.stderr)  # fmt: skip
-        return EXIT_FAILED
+        lines = [error_line(cause)]
+        if sink.name is not None and sink.written:
+            lines.append(f"{PROG}: {sink.name} left as it was: the {sink.written} bytes "
+                         "received were discarded")  # fmt: skip
+        return _fail(args, stats, EXIT_FAILED, " ".join(str(cause).split()), lines)
     finally:
         sink.discard()  # after commit() this only closes
         session.close()
@@ -225,6 +221,19 @@ def _write_out(write_out: WriteOut | None, stats: Stats) -> None:
     if write_out is not None:
         sys.stdout.flush()
         write_out.write(stats)
+
+
+def _fail(
+    args: argparse.Namespace, stats: Stats, exitcode: int, errormsg: str, lines: list[str]
+) -> int:
+    """End the run with ``exitcode``: -w's output, then ``lines`` on stderr unless -s."""
+    stats.ended_at = time.monotonic()
+    stats.exitcode, stats.errormsg = exitcode, errormsg
+    _write_out(args.write_out, stats)
+    if not args.silent or args.show_error:
+        for line in lines:
+            print(line, file=sys.stderr)
+    return exitcode
 
 
 def _drain(response: fusco_actor.StreamingResponse) -> None:
@@ -259,14 +268,10 @@ def _transfer(
             if location is not None:
                 stats.redirect_url = urljoin(hop.url.text, location)
             if args.fail and response.status >= 400:
-                stats.ended_at = time.monotonic()
-                stats.exitcode = EXIT_HTTP_ERROR
-                stats.errormsg = f"The requested URL returned error: {response.status}"
-                _write_out(args.write_out, stats)
-                if not args.silent or args.show_error:
-                    print(f"{PROG}: the requested URL returned error: {response.status} "
-                          f"{response.reason}".rstrip(), file=sys.stderr)  # fmt: skip
-                return EXIT_HTTP_ERROR
+                line = f"{PROG}: the requested URL returned error: {response.status} "
+                return _fail(args, stats, EXIT_HTTP_ERROR,
+                             f"The requested URL returned error: {response.status}",
+                             [(line + response.reason).rstrip()])  # fmt: skip
             if args.include or args.head:
                 sink.write(head)
             for chunk in response.iter_bytes():
