@@ -15,7 +15,7 @@ import posixpath
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import fusco_actor
 from fusco_actor._cli_common import (
@@ -47,6 +47,7 @@ from fusco_actor._cli_session import Session
 from fusco_actor._cli_writeout import Stats, write_out_argument
 
 if TYPE_CHECKING:
+    from fusco_actor._cli_request import Url
     from fusco_actor._cli_writeout import WriteOut
 
 __all__ = ["EXIT_FAILED", "EXIT_HTTP_ERROR", "EXIT_OK", "EXIT_USAGE", "add_get_parser", "run_get"]
@@ -164,10 +165,11 @@ def add_get_parser(sub: Any) -> None:
     # fmt: on
 
 
-def _remote_name(url: str) -> str:
-    name = posixpath.basename(urlsplit(parse_url(url).text).path)
+def _remote_name(given: str, url: Url) -> str:
+    """Return ``-O``'s file name: the last segment of ``url``'s path (``given``: as typed)."""
+    name = posixpath.basename(url.target.partition("?")[0])
     if not name:
-        raise Failure(ValueError(f"-O: {url!r} has no file name in its path"))
+        raise Failure(ValueError(f"-O: {given!r} has no file name in its path"))
     return name
 
 
@@ -190,7 +192,7 @@ def run_get(args: argparse.Namespace) -> int:
     headers = build_headers(args.headers, credentials, args.user_agent, body)
     hop = Hop.first(url, choose_method(args, body), headers, body)
     stats = Stats(url=args.url, started=time.monotonic())
-    output = _remote_name(args.url) if args.remote_name else args.output
+    output = _remote_name(args.url, url) if args.remote_name else args.output
     trace = Trace(args.verbose)
     session = Session(args, trace, stats.started)  # no client yet: nothing to stop on failure
     try:
