@@ -12,7 +12,6 @@ there). The measuring is in :mod:`fusco_actor._bench` (closed model),
 from __future__ import annotations
 
 import argparse
-import base64
 import importlib
 import importlib.util
 import json
@@ -34,7 +33,7 @@ from fusco_actor._cli_common import (
     non_negative_int,
     positive_int,
 )
-from fusco_actor._cli_request import get_url_argument, parse_url
+from fusco_actor._cli_request import basic_authorization, get_url_argument, parse_url
 from fusco_actor._server_process import ServerProcess
 from fusco_actor.messages import Request
 
@@ -241,7 +240,7 @@ def _headers(args: argparse.Namespace, credentials: bytes | None) -> list[tuple[
     extra = []
     given = {name.lower() for name, _ in args.headers}
     if credentials is not None and "authorization" not in given:
-        extra.append(("Authorization", "Basic " + base64.b64encode(credentials).decode()))
+        extra.append(("Authorization", basic_authorization(credentials)))
     if args.content_type is not None:
         replaced.add("content-type")
         extra.append(("Content-Type", args.content_type))

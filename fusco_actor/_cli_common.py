@@ -27,6 +27,7 @@ __all__ = [
     "positive_seconds",
     "sigterm_as_interrupt",
     "stop_within",
+    "tls_options",
 ]
 
 PROG: Final = "fusco"
@@ -35,7 +36,17 @@ STOP_TIMEOUT: Final = 5.0  # seconds to wait for the pool or client to stop on t
 
 
 class Failure(Exception):
-    """A setup step failed; reported as ``fusco: <cause class>: <cause>`` with exit status 1."""
+    """A setup step failed; reported as ``fusco: <cause class>: <cause>`` with exit status 1.
+
+    ``Failure(exc)`` wraps the exception that made the step fail;
+    ``Failure("message")`` (as :class:`~fusco_actor._bench_workers.WorkerFailed`) is its own cause.
+    """
+
+    @property
+    def cause(self) -> BaseException:
+        """Return the exception to report: the one wrapped, else this failure itself."""
+        first = self.args[0] if self.args else None
+        return first if isinstance(first, BaseException) else self
 
 
 # -- argument types ----------------------------------------------------------------------
@@ -105,21 +116,30 @@ def common_options() -> argparse.ArgumentParser:
 # -- helpers -----------------------------------------------------------------------------
 
 
-def client_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Return ``start`` options from --proxy, --insecure and --cacert."""
-    options: dict[str, Any] = {}
-    if args.proxy:
-        options["proxy"] = args.proxy
+def tls_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the ``ssl_context`` option of --insecure or --cacert (none when neither is given).
+
+    Raises:
+        Failure: the CA file cannot be loaded.
+    """
     try:
         if args.insecure:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-            options["ssl_context"] = context
-        elif args.cacert:
-            options["ssl_context"] = ssl.create_default_context(cafile=args.cacert)
+            return {"ssl_context": context}
+        if args.cacert:
+            return {"ssl_context": ssl.create_default_context(cafile=args.cacert)}
     except (OSError, ssl.SSLError) as exc:
         raise Failure(exc) from exc
+    return {}
+
+
+def client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return ``start`` options from --proxy, --insecure and --cacert."""
+    options = tls_options(args)
+    if args.proxy:
+        options["proxy"] = args.proxy
     return options
 
 

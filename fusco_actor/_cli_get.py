@@ -15,7 +15,7 @@ import posixpath
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import fusco_actor
 from fusco_actor._cli_common import (
@@ -47,6 +47,7 @@ from fusco_actor._cli_session import Session
 from fusco_actor._cli_writeout import Stats, write_out_argument
 
 if TYPE_CHECKING:
+    from fusco_actor._cli_request import Url
     from fusco_actor._cli_writeout import WriteOut
 
 __all__ = ["EXIT_FAILED", "EXIT_HTTP_ERROR", "EXIT_OK", "EXIT_USAGE", "add_get_parser", "run_get"]
@@ -164,10 +165,11 @@ def add_get_parser(sub: Any) -> None:
     # fmt: on
 
 
-def _remote_name(url: str) -> str:
-    name = posixpath.basename(urlsplit(parse_url(url).text).path)
+def _remote_name(given: str, url: Url) -> str:
+    """Return ``-O``'s file name: the last segment of ``url``'s path (``given``: as typed)."""
+    name = posixpath.basename(url.target.partition("?")[0])
     if not name:
-        raise Failure(ValueError(f"-O: {url!r} has no file name in its path"))
+        raise Failure(ValueError(f"-O: {given!r} has no file name in its path"))
     return name
 
 
@@ -190,7 +192,7 @@ def run_get(args: argparse.Namespace) -> int:
     headers = build_headers(args.headers, credentials, args.user_agent, body)
     hop = Hop.first(url, choose_method(args, body), headers, body)
     stats = Stats(url=args.url, started=time.monotonic())
-    output = _remote_name(args.url) if args.remote_name else args.output
+    output = _remote_name(args.url, url) if args.remote_name else args.output
     trace = Trace(args.verbose)
     session = Session(args, trace, stats.started)  # no client yet: nothing to stop on failure
     try:
@@ -206,16 +208,12 @@ def run_get(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         raise
     except (fusco_actor.FuscoError, TooManyRedirects, BadRedirect, Failure, OSError) as exc:
-        cause = exc.args[0] if isinstance(exc, Failure) and exc.args else exc
-        stats.ended_at = time.monotonic()
-        stats.exitcode, stats.errormsg = EXIT_FAILED, " ".join(str(cause).split())
-        _write_out(args.write_out, stats)
-        if not args.silent or args.show_error:
-            print(error_line(cause), file=sys.stderr)
-            if sink.name is not None and sink.written:
-                print(f"{PROG}: {sink.name} left as it was: the {sink.written} bytes "
-                      "received were discarded", file=sys.stderr)  # fmt: skip
-        return EXIT_FAILED
+        cause = exc.cause if isinstance(exc, Failure) else exc
+        lines = [error_line(cause)]
+        if sink.name is not None and sink.written:
+            lines.append(f"{PROG}: {sink.name} left as it was: the {sink.written} bytes "
+                         "received were discarded")  # fmt: skip
+        return _fail(args, stats, EXIT_FAILED, " ".join(str(cause).split()), lines)
     finally:
         sink.discard()  # after commit() this only closes
         session.close()
@@ -225,6 +223,19 @@ def _write_out(write_out: WriteOut | None, stats: Stats) -> None:
     if write_out is not None:
         sys.stdout.flush()
         write_out.write(stats)
+
+
+def _fail(
+    args: argparse.Namespace, stats: Stats, exitcode: int, errormsg: str, lines: list[str]
+) -> int:
+    """End the run with ``exitcode``: -w's output, then ``lines`` on stderr unless -s."""
+    stats.ended_at = time.monotonic()
+    stats.exitcode, stats.errormsg = exitcode, errormsg
+    _write_out(args.write_out, stats)
+    if not args.silent or args.show_error:
+        for line in lines:
+            print(line, file=sys.stderr)
+    return exitcode
 
 
 def _drain(response: fusco_actor.StreamingResponse) -> None:
@@ -259,14 +270,10 @@ def _transfer(
             if location is not None:
                 stats.redirect_url = urljoin(hop.url.text, location)
             if args.fail and response.status >= 400:
-                stats.ended_at = time.monotonic()
-                stats.exitcode = EXIT_HTTP_ERROR
-                stats.errormsg = f"The requested URL returned error: {response.status}"
-                _write_out(args.write_out, stats)
-                if not args.silent or args.show_error:
-                    print(f"{PROG}: the requested URL returned error: {response.status} "
-                          f"{response.reason}".rstrip(), file=sys.stderr)  # fmt: skip
-                return EXIT_HTTP_ERROR
+                line = f"{PROG}: the requested URL returned error: {response.status} "
+                return _fail(args, stats, EXIT_HTTP_ERROR,
+                             f"The requested URL returned error: {response.status}",
+                             [(line + response.reason).rstrip()])  # fmt: skip
             if args.include or args.head:
                 sink.write(head)
             for chunk in response.iter_bytes():

@@ -85,11 +85,6 @@ class Sink:
             self.discard()
             raise
 
-    @property
-    def is_stdout(self) -> bool:
-        """Return whether the body goes to stdout."""
-        return self.name is None
-
     def write(self, data: bytes) -> None:
         """Write ``data`` now (stdout is flushed, so a pipe sees each piece as it comes).
 

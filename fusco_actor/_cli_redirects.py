@@ -13,21 +13,30 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urljoin
 
-from fusco_actor._cli_request import BODY_HEADERS, Body, Url, parse_url, without
+from fusco_actor._cli_request import Body, Url, basic_authorization, parse_url
 
 if TYPE_CHECKING:
     from fusco_actor._headers import Headers
 
-__all__ = ["DEFAULT_MAX_REDIRS", "REDIRECT_STATUSES", "Hop", "TooManyRedirects", "next_hop"]
+__all__ = [
+    "DEFAULT_MAX_REDIRS",
+    "REDIRECT_STATUSES",
+    "BadRedirect",
+    "Hop",
+    "TooManyRedirects",
+    "location_of",
+    "next_hop",
+]
 
 DEFAULT_MAX_REDIRS: Final = 50  # as curl
 REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS: Final = frozenset({"authorization", "cookie"})
+#: header names whose meaning belongs to the body (dropped with it on a 301/302/303)
+_BODY_HEADERS: Final = frozenset({"content-type", "content-length", "transfer-encoding"})
 
 
 class TooManyRedirects(Exception):
@@ -67,6 +76,11 @@ class Hop:
         return cls(url, method, headers, body, url.origin, kept)
 
 
+def _without(headers: list[tuple[str, str]], names: frozenset[str]) -> list[tuple[str, str]]:
+    """Return ``headers`` without those whose lower-cased name is in ``names``."""
+    return [(n, v) for n, v in headers if n.lower() not in names]
+
+
 def location_of(status: int, headers: Headers) -> str | None:
     """Return the ``Location`` of a redirect response, or None when it is no redirect."""
     if status not in REDIRECT_STATUSES:
@@ -97,12 +111,11 @@ def next_hop(hop: Hop, status: int, location: str, max_redirs: int, trusted: boo
         raise BadRedirect(f"cannot follow the redirect to {location!r}: {exc}") from None
     method, body, headers = hop.method, hop.body, hop.headers
     if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
-        method, body, headers = "GET", None, without(headers, BODY_HEADERS)
-    headers = without(headers, _CREDENTIAL_HEADERS)
+        method, body, headers = "GET", None, _without(headers, _BODY_HEADERS)
+    headers = _without(headers, _CREDENTIAL_HEADERS)
     if trusted or url.origin == hop.first_origin:
         headers = hop.credentials_headers + headers
     elif url.credentials is not None:  # user-info in the Location itself
-        basic = "Basic " + base64.b64encode(url.credentials).decode()
-        headers = [("Authorization", basic), *headers]
+        headers = [("Authorization", basic_authorization(url.credentials)), *headers]
     return replace(hop, url=url, method=method, headers=headers, body=body,
                    redirects=hop.redirects + 1)  # fmt: skip

@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "Body",
     "Url",
+    "basic_authorization",
     "basic_credentials",
     "build_body",
     "build_headers",
@@ -46,14 +47,11 @@ __all__ = [
     "get_url_argument",
     "parse_url",
     "wire_text",
-    "without",
 ]
 
 DEFAULT_USER_AGENT: Final = f"fusco_actor/{fusco_actor.__version__}"
 FORM: Final = "application/x-www-form-urlencoded"
 JSON: Final = "application/json"
-#: header names whose meaning belongs to the body (dropped with it on a 301/302/303)
-BODY_HEADERS: Final = frozenset({"content-type", "content-length", "transfer-encoding"})
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -252,6 +250,11 @@ def basic_credentials(user: str) -> bytes:
     return os.fsencode(name) + b":" + os.fsencode(password)
 
 
+def basic_authorization(credentials: bytes) -> str:
+    """Return the ``Authorization`` value for ``user:password`` bytes: ``Basic <base64>``."""
+    return "Basic " + base64.b64encode(credentials).decode()
+
+
 def build_headers(
     given: list[tuple[str, str]],
     credentials: bytes | None,
@@ -269,7 +272,7 @@ def build_headers(
     names = {name.lower() for name, _ in given}
     defaults: list[tuple[str, str]] = []
     if credentials is not None:
-        defaults.append(("Authorization", "Basic " + base64.b64encode(credentials).decode()))
+        defaults.append(("Authorization", basic_authorization(credentials)))
     agent = DEFAULT_USER_AGENT if user_agent is None else wire_text(user_agent)
     if agent:
         defaults.append(("User-Agent", agent))
@@ -288,8 +291,3 @@ def choose_method(args: argparse.Namespace, body: Body | None) -> str:
     if args.head:
         return "HEAD"
     return "POST" if body is not None else "GET"
-
-
-def without(headers: list[tuple[str, str]], names: frozenset[str]) -> list[tuple[str, str]]:
-    """Return ``headers`` without those whose lower-cased name is in ``names``."""
-    return [(n, v) for n, v in headers if n.lower() not in names]

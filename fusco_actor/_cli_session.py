@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import fusco_actor
-from fusco_actor._cli_common import STOP_TIMEOUT, Failure, client_options, stop_within
+from fusco_actor._cli_common import STOP_TIMEOUT, Failure, stop_within, tls_options
 from fusco_actor._cli_proxy import ProxySchemeError, choose_proxy
 from fusco_actor._connect_parts import tunnel_request
 from fusco_actor._inbox import Call
@@ -70,8 +70,7 @@ class Session:
         self._args = args
         self._trace = trace
         self._deadline: float | None = None if args.timeout is None else started + args.timeout
-        self._options = client_options(args)
-        self._options.pop("proxy", None)
+        self._options = tls_options(args)  # the proxy is chosen for each origin
         if args.connect_timeout is not None:
             self._options["connect_timeout"] = args.connect_timeout
         self._infos: list[ConnectInfo] = []
@@ -137,17 +136,17 @@ class Session:
         stats.connect_time, stats.head_at, stats.ended_at = None, None, None
         stats.url_effective, stats.method, stats.scheme = url.text, hop.method, url.scheme
         stats.size_download = 0
-        Request(url.target, hop.method, hop.headers, b"")  # BadArgument before any connect
+        body: Any = b""
+        if hop.body is not None:
+            opened = hop.body.open()
+            body = opened if isinstance(opened, bytes) else self._files.enter_context(opened)
+        request = Request(url.target, hop.method, hop.headers, body)  # BadArgument: no connect
         before = len(self._infos)
         peer.client.connect(timeout=self.remaining())
         seen = self._connected(before, url, peer, stats)
         if seen == before:
             self._trace.note(f"Re-using the connection to {url.host} port {url.port}")
-        body: Any = b""
-        if hop.body is not None:
-            opened = hop.body.open()
-            body = opened if isinstance(opened, bytes) else self._files.enter_context(opened)
-        head = peer.origin.head(Call(Request(url.target, hop.method, hop.headers, body)))
+        head = peer.origin.head(Call(request))
         size = 0 if hop.body is None else hop.body.size
         stats.size_request, stats.size_upload = len(head) + size, size
         self._trace.sent(head)

@@ -85,8 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sigterm_as_interrupt():
             return command(args)
     except Failure as exc:
-        cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
-        print(error_line(cause), file=sys.stderr)
+        print(error_line(exc.cause), file=sys.stderr)
     except fusco_actor.FuscoError as exc:
         print(error_line(exc), file=sys.stderr)
     except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM during `bench` (a SignalInterrupt)
