@@ -149,7 +149,7 @@ class LoadGenerator:
         self._abort = False
         self._origin = 0
         self._sent: list[int] = []  # requests sent per second (under _lock or by one thread)
-        self._send_end_ns = 0  # when sending stopped
+        self._send_end_ns = 0  # when sending stopped; 0 = the sending period is the duration
         self.stats = Stats()
         self.interrupted = False
         self.signal: int | None = None  # the signal that stopped the run, if one did
@@ -264,7 +264,7 @@ class LoadGenerator:
         self.stats.count_sent(self._sent)
         sent = sum(self._sent)
         period = max(self._send_end_ns - self._origin, 0) / NS
-        if self.model == "closed" or period <= 0:
+        if period <= 0:
             period = self.duration
         return RunResult(
             self.stats,
