@@ -257,11 +257,11 @@ class LoadGenerator:
         finally:
             for number, previous in restore.items():
                 signal.signal(number, signal.SIG_DFL if previous is None else previous)
+        self.stats.count_sent(self._sent)
         return self.result()
 
     def result(self) -> RunResult:
         """Return what the run measured (after :meth:`run`)."""
-        self.stats.count_sent(self._sent)
         sent = sum(self._sent)
         period = max(self._send_end_ns - self._origin, 0) / NS
         if period <= 0:
