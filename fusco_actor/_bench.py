@@ -365,11 +365,7 @@ class ClosedLoad(LoadGenerator):
                 if self._stopping or self._issued >= self._limit:
                     return
                 self._issued += 1
-                second, sent = (start - self._origin) // NS, self._sent
-                if 0 <= second < len(sent):
-                    sent[second] += 1
-                else:
-                    self._count_sent(start)
+                self._count_sent(start)
             try:
                 future = send(*self._request)
             except Exception as exc:  # arguments are checked up front: the pool went wrong
@@ -386,7 +382,7 @@ class ClosedLoad(LoadGenerator):
 
     def _on_lane_done(self, send: Sender, start: int, future: ReplyFuture[Response]) -> None:
         """Record a completion and send the lane's next request (the resolving actor's thread)."""
-        self._results.append((start, time.monotonic_ns(), future))
+        self._record(start, future)
         self._issue(send)
 
     # -- main thread -------------------------------------------------------------------
