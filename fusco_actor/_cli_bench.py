@@ -284,7 +284,7 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run ``fusco bench``; return the exit status.
 
     ``fusco``'s ``main`` runs it with SIGTERM raising
-    :class:`~fusco_actor._bench.SignalInterrupt`: outside the measurement
+    :class:`~fusco_actor._signals.SignalInterrupt`: outside the measurement
     (while the embedded server, the workers or the pool start or stop) the
     ``finally`` clauses stop them; during it the load generator stops and the
     report is printed.
