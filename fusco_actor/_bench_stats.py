@@ -142,14 +142,19 @@ class _Second:
         """
         if not self.pending:
             return
-        hist = new_histogram()
-        if self.encoded is not None:
-            hist.decode_and_add(self.encoded)
+        hist = self.decoded()
         for micros, count in self.pending.items():
             hist.record_value(micros, count)
             overall.record_value(micros, count)
         self.pending = {}
         self.add_histogram(hist)
+
+    def decoded(self) -> HdrHistogram:
+        """Return a live histogram of what was sealed so far (empty when nothing was)."""
+        hist = new_histogram()
+        if self.encoded is not None:
+            hist.decode_and_add(self.encoded)
+        return hist
 
     def add_histogram(self, hist: HdrHistogram) -> None:
         """Keep ``hist`` (all of this second's latencies) encoded, with its percentiles."""
@@ -393,9 +398,7 @@ class Stats:
                 by_second.setdefault(int(index), []).append(entry)
         for index, entries in sorted(by_second.items()):  # one live histogram at a time
             second = self._seconds.get(index) or self._seconds.setdefault(index, _Second())
-            hist = new_histogram()
-            if second.encoded is not None:
-                hist.decode_and_add(second.encoded)
+            hist = second.decoded()
             for responses, errors, size, encoded in entries:
                 second.responses += responses
                 second.errors += errors
