@@ -299,17 +299,12 @@ class Stats:
         Errors are not timed. With no response at all every value is None.
         """
         hist = self.histogram
-        keys = [percentile_key(p) for p in percentiles]
+        keys = ("min", "mean", *(percentile_key(p) for p in percentiles), "max")
         if hist.get_total_count() == 0:
-            return dict.fromkeys(("min", "mean", *keys, "max"))
-        out: dict[str, float | None] = {
-            "min": hist.get_min_value() / 1e6,
-            "mean": hist.get_mean_value() / 1e6,
-        }
-        for key, micros in zip(keys, values_at_percentiles(hist, percentiles), strict=True):
-            out[key] = micros / 1e6
-        out["max"] = hist.get_max_value() / 1e6
-        return out
+            return dict.fromkeys(keys)
+        at = values_at_percentiles(hist, percentiles)
+        micros = (hist.get_min_value(), hist.get_mean_value(), *at, hist.get_max_value())
+        return {key: value / 1e6 for key, value in zip(keys, micros, strict=True)}
 
     def spectrum(self) -> list[dict[str, Any]]:
         """Return the HDR percentile spectrum as wrk2 prints it, ending at 100.
