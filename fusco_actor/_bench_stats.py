@@ -115,10 +115,8 @@ def values_at_percentiles(hist: HdrHistogram, percentiles: Sequence[float]) -> l
     for percentile in percentiles:
         index = bisect.bisect_left(cumulative, hist.get_target_count_at_percentile(percentile))
         value = hist.get_value_from_index(min(index, len(cumulative) - 1))
-        if percentile:
-            out.append(hist.get_highest_equivalent_value(value))
-        else:
-            out.append(hist.get_lowest_equivalent_value(value))
+        edge = hist.get_highest_equivalent_value if percentile else hist.get_lowest_equivalent_value
+        out.append(edge(value))
     return out
 
 
@@ -277,8 +275,6 @@ class Stats:
         return n
 
     def _seal_older_than(self, second: int) -> None:
-        if not self._live:
-            return
         for index in [i for i in self._live if i < second]:
             self._live.discard(index)
             self._seconds[index].seal(self._histogram)
@@ -376,10 +372,9 @@ class Stats:
         Exact: every count, and every histogram bucket by bucket, is the sum
         of the parts. The error kinds follow the ``MAX_ERROR_KINDS_KEPT`` rule.
         """
-        parts = list(snapshots)
         self._seal_older_than(sys.maxsize)
         by_second: dict[int, list[list[Any]]] = {}
-        for part in parts:
+        for part in snapshots:
             self._histogram.decode_and_add(part["histogram"])
             self.responses += part["responses"]
             self.bytes += part["bytes"]
