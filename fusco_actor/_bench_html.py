@@ -31,7 +31,7 @@ import html
 import math
 from typing import Any, Final
 
-from fusco_actor._bench_report import seconds_text, size_text
+from fusco_actor._bench_report import errors_not_shown, seconds_text, size_text
 
 __all__ = ["INSTALL_HINT", "render_html"]
 
@@ -371,20 +371,14 @@ def _errors_table(report: dict[str, Any]) -> str:
     if not total:
         return "<p>none</p>"
     rows = "\n".join(
-        f'<tr><td class="num">{count:,}</td><td>{_e(kind)}</td>'
-        f'<td class="msg">{_e(message)}</td></tr>'
-        for kind, message, count in (
-            (error["type"], error["message"], int(error["count"])) for error in report["errors"]
-        )
+        f'<tr><td class="num">{int(error["count"]):,}</td><td>{_e(error["type"])}</td>'
+        f'<td class="msg">{_e(error["message"])}</td></tr>'
+        for error in report["errors"]
     )
-    kinds = report["error_kinds"]
-    hidden = kinds - len(report["errors"])
-    more = ""
-    if hidden > 0:
-        rest = total - sum(error["count"] for error in report["errors"])
-        more = f"<p>... and {hidden:,} more distinct ({rest:,} errors)</p>"
+    hidden, rest = errors_not_shown(report)
+    more = f"<p>... and {hidden:,} more distinct ({rest:,} errors)</p>" if hidden > 0 else ""
     return (
-        f'<p class="warn">{total:,} errors ({kinds:,} distinct)</p>\n'
+        f'<p class="warn">{total:,} errors ({report["error_kinds"]:,} distinct)</p>\n'
         f'<table id="errors">\n<tr><th>count</th><th>type</th><th>message</th></tr>\n'
         f"{rows}\n</table>{more}"
     )
