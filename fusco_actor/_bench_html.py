@@ -228,11 +228,10 @@ def _percentile_label(decade: int) -> str:
 def _spectrum_figure(report: dict[str, Any]) -> dict[str, Any]:
     """Latency (ms) against percentile on a log ``1/(1-p)`` axis, HdrHistogram style."""
     points = report.get("spectrum") or []
-    finite = [x for x in (_spectrum_x(p["percentile"]) for p in points) if x is not None]
-    top = max(finite, default=1.0)
+    xs = [_spectrum_x(p["percentile"]) for p in points]
+    top = max((x for x in xs if x is not None), default=1.0)
     decades = max(1, math.floor(math.log10(top) + 1e-9) + 1)  # the decade after the last point
     x_max = 10.0**decades
-    xs = [_spectrum_x(p["percentile"]) for p in points]
     x = [x_max if value is None else value for value in xs]
     tickvals = [1.0, 2.0] + [10.0**k for k in range(1, decades)] + [x_max]
     ticktext = ["0%", "50%"] + [_percentile_label(k) for k in range(1, decades)] + ["max"]
