@@ -167,6 +167,22 @@ class LoadGenerator:
         """Queue a completion for the main thread (any thread)."""
         self._results.append((start_ns, time.monotonic_ns(), outcome))
 
+    def _send_pending(self, send: Sender, start_ns: int) -> ReplyFuture[Response] | None:
+        """Send one request; return its future, or None when its outcome is recorded already.
+
+        A sender that raises, or a future resolved at once (a stopped client
+        or pool), is recorded with ``start_ns`` here (any thread; never raises).
+        """
+        try:
+            future = send(*self._request)
+        except Exception as exc:  # arguments are checked up front: the pool went wrong
+            self._record(start_ns, exc)
+            return None
+        if future.done:
+            self._record(start_ns, future)
+            return None
+        return future
+
     # -- main thread -------------------------------------------------------------------
 
     def stop(self, signum: int | None = None, abort: bool = False) -> None:
@@ -329,15 +345,10 @@ class ClosedLoad(LoadGenerator):
                     return
                 self._issued += 1
                 self._count_sent(start)
-            try:
-                future = send(*self._request)
-            except Exception as exc:  # arguments are checked up front: the pool went wrong
-                self._record(start, exc)
-                continue
-            if not future.done:
+            future = self._send_pending(send, start)
+            if future is not None:
                 future.add_done_callback(partial(self._on_lane_done, send, start))
                 return
-            self._record(start, future)
         with self._lock:
             self._live_lanes -= 1
             if self._live_lanes == 0:
