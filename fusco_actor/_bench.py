@@ -23,8 +23,8 @@ SIGINT, SIGTERM or :meth:`LoadGenerator.stop` arrives, sending stops under
 the lock that also counts issued requests, so the main thread knows exactly
 how many results are still due. It waits up to ``GRACE`` seconds for them,
 then the caller stops the pool. A second SIGINT or SIGTERM raises
-:class:`SignalInterrupt` (a ``KeyboardInterrupt``) and ends the wait; the
-stats keep what was drained.
+:class:`~fusco_actor._signals.SignalInterrupt` (a ``KeyboardInterrupt``)
+and ends the wait; the stats keep what was drained.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from fusco_actor._bench_result import RunResult
 from fusco_actor._bench_stats import NS, Stats
+from fusco_actor._signals import raise_signal_interrupt, signals_handled
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,43 +52,13 @@ if TYPE_CHECKING:
 
     Sender: TypeAlias = Callable[..., ReplyFuture[Response]]
 
-__all__ = [
-    "ClosedLoad",
-    "LoadGenerator",
-    "Progress",
-    "SignalInterrupt",
-    "raise_signal_interrupt",
-]
+__all__ = ["ClosedLoad", "LoadGenerator", "Progress"]
 
 TICK: Final = 0.1  # seconds between drains of the result queue
 FINAL_TICK: Final = 0.01  # the same once sending stopped, to end soon after the last reply
 PROGRESS_INTERVAL: Final = 0.25  # seconds between progress reports
 GRACE: Final = 2.0  # seconds to wait for outstanding requests after the stop
 MAX_SYNC_FAILURES: Final = 3  # requests failing at once, in a row, before a lane gives up
-STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)  # first one: stop and report
-
-
-class SignalInterrupt(KeyboardInterrupt):
-    """A stop signal (SIGINT or SIGTERM) turned into a ``KeyboardInterrupt``.
-
-    Raised by :func:`raise_signal_interrupt`, so that the ``finally`` clauses
-    that run on Ctrl-C (stopping the pool, the embedded server) run on SIGTERM
-    too. ``signum`` is the signal's number.
-    """
-
-    def __init__(self, signum: int) -> None:
-        """Remember which signal arrived."""
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def raise_signal_interrupt(signum: int, frame: Any) -> None:
-    """Signal handler that raises :class:`SignalInterrupt` for ``signum``.
-
-    Raises:
-        SignalInterrupt: always.
-    """
-    raise SignalInterrupt(signum)
 
 
 class Progress(NamedTuple):
@@ -149,7 +120,7 @@ class LoadGenerator:
         self._abort = False
         self._origin = 0
         self._sent: list[int] = []  # requests sent per second (under _lock or by one thread)
-        self._send_end_ns = 0  # when sending stopped
+        self._send_end_ns = 0  # when sending stopped; 0 = the sending period is the duration
         self.stats = Stats()
         self.interrupted = False
         self.signal: int | None = None  # the signal that stopped the run, if one did
@@ -196,6 +167,22 @@ class LoadGenerator:
         """Queue a completion for the main thread (any thread)."""
         self._results.append((start_ns, time.monotonic_ns(), outcome))
 
+    def _send_pending(self, send: Sender, start_ns: int) -> ReplyFuture[Response] | None:
+        """Send one request; return its future, or None when its outcome is recorded already.
+
+        A sender that raises, or a future resolved at once (a stopped client
+        or pool), is recorded with ``start_ns`` here (any thread; never raises).
+        """
+        try:
+            future = send(*self._request)
+        except Exception as exc:  # arguments are checked up front: the pool went wrong
+            self._record(start_ns, exc)
+            return None
+        if future.done:
+            self._record(start_ns, future)
+            return None
+        return future
+
     # -- main thread -------------------------------------------------------------------
 
     def stop(self, signum: int | None = None, abort: bool = False) -> None:
@@ -231,40 +218,32 @@ class LoadGenerator:
         Args:
             on_started: called once the signals are handled, before the first request.
         """
-        restore: dict[signal.Signals, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in STOP_SIGNALS:
-                previous = signal.getsignal(signum)
-                if previous is not signal.SIG_IGN:  # e.g. SIGINT under nohup, or in a worker
-                    restore[signum] = signal.signal(signum, self._on_signal)
-        try:
-            if self._start_at_ns is not None:
-                self._stop_event.wait(max(0, self._start_at_ns - time.monotonic_ns()) / NS)
-            self._origin = self._start_at_ns or time.monotonic_ns()
-            self.stats = Stats(self._origin)
-            if on_started is not None:
-                on_started()
-            self._run()
-        except KeyboardInterrupt as exc:
-            self.interrupted = True
-            if self.signal is None:
-                self.signal = getattr(exc, "signum", signal.SIGINT)
-            issued = self._stop_issuing()
-            self._drain()
-            self.unfinished = max(0, issued - self.stats.requests)  # the wait was cut short
-            end = self.stats.last_ns or time.monotonic_ns()
-            self.duration = max(end - self._origin, 1) / NS
-        finally:
-            for number, previous in restore.items():
-                signal.signal(number, signal.SIG_DFL if previous is None else previous)
+        with signals_handled(self._on_signal):
+            try:
+                if self._start_at_ns is not None:
+                    self._stop_event.wait(max(0, self._start_at_ns - time.monotonic_ns()) / NS)
+                self._origin = self._start_at_ns or time.monotonic_ns()
+                self.stats = Stats(self._origin)
+                if on_started is not None:
+                    on_started()
+                self._run()
+            except KeyboardInterrupt as exc:
+                self.interrupted = True
+                if self.signal is None:
+                    self.signal = getattr(exc, "signum", signal.SIGINT)
+                issued = self._stop_issuing()
+                self._drain()
+                self.unfinished = max(0, issued - self.stats.requests)  # the wait was cut short
+                end = self.stats.last_ns or time.monotonic_ns()
+                self.duration = max(end - self._origin, 1) / NS
+        self.stats.count_sent(self._sent)
         return self.result()
 
     def result(self) -> RunResult:
         """Return what the run measured (after :meth:`run`)."""
-        self.stats.count_sent(self._sent)
         sent = sum(self._sent)
         period = max(self._send_end_ns - self._origin, 0) / NS
-        if self.model == "closed" or period <= 0:
+        if period <= 0:
             period = self.duration
         return RunResult(
             self.stats,
@@ -365,20 +344,11 @@ class ClosedLoad(LoadGenerator):
                 if self._stopping or self._issued >= self._limit:
                     return
                 self._issued += 1
-                second, sent = (start - self._origin) // NS, self._sent
-                if 0 <= second < len(sent):
-                    sent[second] += 1
-                else:
-                    self._count_sent(start)
-            try:
-                future = send(*self._request)
-            except Exception as exc:  # arguments are checked up front: the pool went wrong
-                self._record(start, exc)
-                continue
-            if not future.done:
+                self._count_sent(start)
+            future = self._send_pending(send, start)
+            if future is not None:
                 future.add_done_callback(partial(self._on_lane_done, send, start))
                 return
-            self._record(start, future)
         with self._lock:
             self._live_lanes -= 1
             if self._live_lanes == 0:
@@ -386,7 +356,7 @@ class ClosedLoad(LoadGenerator):
 
     def _on_lane_done(self, send: Sender, start: int, future: ReplyFuture[Response]) -> None:
         """Record a completion and send the lane's next request (the resolving actor's thread)."""
-        self._results.append((start, time.monotonic_ns(), future))
+        self._record(start, future)
         self._issue(send)
 
     # -- main thread -------------------------------------------------------------------

@@ -31,7 +31,7 @@ import html
 import math
 from typing import Any, Final
 
-from fusco_actor._bench_report import seconds_text, size_text
+from fusco_actor._bench_report import errors_not_shown, seconds_text, size_text
 
 __all__ = ["INSTALL_HINT", "render_html"]
 
@@ -228,11 +228,10 @@ def _percentile_label(decade: int) -> str:
 def _spectrum_figure(report: dict[str, Any]) -> dict[str, Any]:
     """Latency (ms) against percentile on a log ``1/(1-p)`` axis, HdrHistogram style."""
     points = report.get("spectrum") or []
-    finite = [x for x in (_spectrum_x(p["percentile"]) for p in points) if x is not None]
-    top = max(finite, default=1.0)
+    xs = [_spectrum_x(p["percentile"]) for p in points]
+    top = max((x for x in xs if x is not None), default=1.0)
     decades = max(1, math.floor(math.log10(top) + 1e-9) + 1)  # the decade after the last point
     x_max = 10.0**decades
-    xs = [_spectrum_x(p["percentile"]) for p in points]
     x = [x_max if value is None else value for value in xs]
     tickvals = [1.0, 2.0] + [10.0**k for k in range(1, decades)] + [x_max]
     ticktext = ["0%", "50%"] + [_percentile_label(k) for k in range(1, decades)] + ["max"]
@@ -371,20 +370,14 @@ def _errors_table(report: dict[str, Any]) -> str:
     if not total:
         return "<p>none</p>"
     rows = "\n".join(
-        f'<tr><td class="num">{count:,}</td><td>{_e(kind)}</td>'
-        f'<td class="msg">{_e(message)}</td></tr>'
-        for kind, message, count in (
-            (error["type"], error["message"], int(error["count"])) for error in report["errors"]
-        )
+        f'<tr><td class="num">{int(error["count"]):,}</td><td>{_e(error["type"])}</td>'
+        f'<td class="msg">{_e(error["message"])}</td></tr>'
+        for error in report["errors"]
     )
-    kinds = report["error_kinds"]
-    hidden = kinds - len(report["errors"])
-    more = ""
-    if hidden > 0:
-        rest = total - sum(error["count"] for error in report["errors"])
-        more = f"<p>... and {hidden:,} more distinct ({rest:,} errors)</p>"
+    hidden, rest = errors_not_shown(report)
+    more = f"<p>... and {hidden:,} more distinct ({rest:,} errors)</p>" if hidden > 0 else ""
     return (
-        f'<p class="warn">{total:,} errors ({kinds:,} distinct)</p>\n'
+        f'<p class="warn">{total:,} errors ({report["error_kinds"]:,} distinct)</p>\n'
         f'<table id="errors">\n<tr><th>count</th><th>type</th><th>message</th></tr>\n'
         f"{rows}\n</table>{more}"
     )

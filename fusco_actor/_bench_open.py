@@ -141,24 +141,15 @@ class OpenLoad(LoadGenerator):
                 self._count_sent(now)
             self._next += 1
             self._max_lag_ns = max(self._max_lag_ns, now - intended)
-            self._send_one(intended)
+            future = self._send_pending(self._send, intended)
+            if future is not None:
+                self._inflight.append(future)
+                future.add_done_callback(partial(self._record, intended))
         # The whole schedule's period is 1/rate: a worker's share ends one period (not one
         # stride) after its last request, so the merged run's sending time is count/rate.
         last = self._origin + int(self._first + (self._next - 1) * self._step)
         self._send_end_ns = max(time.monotonic_ns(), last + int(NS / self._rate))
         return None
-
-    def _send_one(self, intended: int) -> None:
-        try:
-            future = self._send(*self._request)
-        except Exception as exc:  # arguments are checked up front: the pool went wrong
-            self._record(intended, exc)
-            return
-        if future.done:
-            self._record(intended, future)
-        else:
-            self._inflight.append(future)
-            future.add_done_callback(partial(self._record, intended))
 
     def _pace_in_thread(self) -> None:
         """Sleep until each request is due and send it (the pacer thread)."""

@@ -20,6 +20,7 @@ __all__ = [
     "KEPT_UP_SHARE",
     "MAX_LAG",
     "ProgressLine",
+    "errors_not_shown",
     "format_csv",
     "format_report",
     "seconds_text",
@@ -119,6 +120,13 @@ def size_text(value: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
+def errors_not_shown(report: dict[str, Any]) -> tuple[int, int]:
+    """Return ``(distinct kinds, errors)`` of the report that its ``errors`` list leaves out."""
+    shown = report["errors"]
+    rest = report["error_count"] - sum(error["count"] for error in shown)
+    return report["error_kinds"] - len(shown), rest
+
+
 def _error_lines(report: dict[str, Any]) -> list[str]:
     """Return the ``Errors:`` section: the total, then one line per shown (type, message)."""
     total = report["error_count"]
@@ -130,9 +138,8 @@ def _error_lines(report: dict[str, Any]) -> list[str]:
     for error in report["errors"]:
         text = error["type"] + (f": {error['message']}" if error["message"] else "")
         lines.append(f"              {error['count']:>{width}} x {text}")
-    hidden = kinds - len(report["errors"])
+    hidden, rest = errors_not_shown(report)
     if hidden > 0:
-        rest = total - sum(error["count"] for error in report["errors"])
         lines.append(f"              ... and {hidden} more distinct ({rest} errors)")
     return lines
 

@@ -115,10 +115,8 @@ def values_at_percentiles(hist: HdrHistogram, percentiles: Sequence[float]) -> l
     for percentile in percentiles:
         index = bisect.bisect_left(cumulative, hist.get_target_count_at_percentile(percentile))
         value = hist.get_value_from_index(min(index, len(cumulative) - 1))
-        if percentile:
-            out.append(hist.get_highest_equivalent_value(value))
-        else:
-            out.append(hist.get_lowest_equivalent_value(value))
+        edge = hist.get_highest_equivalent_value if percentile else hist.get_lowest_equivalent_value
+        out.append(edge(value))
     return out
 
 
@@ -142,14 +140,19 @@ class _Second:
         """
         if not self.pending:
             return
-        hist = new_histogram()
-        if self.encoded is not None:
-            hist.decode_and_add(self.encoded)
+        hist = self.decoded()
         for micros, count in self.pending.items():
             hist.record_value(micros, count)
             overall.record_value(micros, count)
         self.pending = {}
         self.add_histogram(hist)
+
+    def decoded(self) -> HdrHistogram:
+        """Return a live histogram of what was sealed so far (empty when nothing was)."""
+        hist = new_histogram()
+        if self.encoded is not None:
+            hist.decode_and_add(self.encoded)
+        return hist
 
     def add_histogram(self, hist: HdrHistogram) -> None:
         """Keep ``hist`` (all of this second's latencies) encoded, with its percentiles."""
@@ -272,8 +275,6 @@ class Stats:
         return n
 
     def _seal_older_than(self, second: int) -> None:
-        if not self._live:
-            return
         for index in [i for i in self._live if i < second]:
             self._live.discard(index)
             self._seconds[index].seal(self._histogram)
@@ -294,17 +295,12 @@ class Stats:
         Errors are not timed. With no response at all every value is None.
         """
         hist = self.histogram
-        keys = [percentile_key(p) for p in percentiles]
+        keys = ("min", "mean", *(percentile_key(p) for p in percentiles), "max")
         if hist.get_total_count() == 0:
-            return dict.fromkeys(("min", "mean", *keys, "max"))
-        out: dict[str, float | None] = {
-            "min": hist.get_min_value() / 1e6,
-            "mean": hist.get_mean_value() / 1e6,
-        }
-        for key, micros in zip(keys, values_at_percentiles(hist, percentiles), strict=True):
-            out[key] = micros / 1e6
-        out["max"] = hist.get_max_value() / 1e6
-        return out
+            return dict.fromkeys(keys)
+        at = values_at_percentiles(hist, percentiles)
+        micros = (hist.get_min_value(), hist.get_mean_value(), *at, hist.get_max_value())
+        return {key: value / 1e6 for key, value in zip(keys, micros, strict=True)}
 
     def spectrum(self) -> list[dict[str, Any]]:
         """Return the HDR percentile spectrum as wrk2 prints it, ending at 100.
@@ -376,10 +372,9 @@ class Stats:
         Exact: every count, and every histogram bucket by bucket, is the sum
         of the parts. The error kinds follow the ``MAX_ERROR_KINDS_KEPT`` rule.
         """
-        parts = list(snapshots)
         self._seal_older_than(sys.maxsize)
         by_second: dict[int, list[list[Any]]] = {}
-        for part in parts:
+        for part in snapshots:
             self._histogram.decode_and_add(part["histogram"])
             self.responses += part["responses"]
             self.bytes += part["bytes"]
@@ -393,9 +388,7 @@ class Stats:
                 by_second.setdefault(int(index), []).append(entry)
         for index, entries in sorted(by_second.items()):  # one live histogram at a time
             second = self._seconds.get(index) or self._seconds.setdefault(index, _Second())
-            hist = new_histogram()
-            if second.encoded is not None:
-                hist.decode_and_add(second.encoded)
+            hist = second.decoded()
             for responses, errors, size, encoded in entries:
                 second.responses += responses
                 second.errors += errors

@@ -41,11 +41,12 @@ import time
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any, Final
 
-from fusco_actor._bench import PROGRESS_INTERVAL, STOP_SIGNALS, Progress
+from fusco_actor._bench import PROGRESS_INTERVAL, Progress
 from fusco_actor._bench_plan import Plan, PlannedRun
 from fusco_actor._bench_result import RunResult
 from fusco_actor._bench_stats import NS
 from fusco_actor._cli_common import Failure, error_line
+from fusco_actor._signals import signals_handled
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -252,22 +253,16 @@ def run_workers(
         WorkerFailed: a worker failed to start, raised or exited early.
     """
     parent = _Parent()
-    restore: dict[int, Any] = {}
     try:
         parent.start(plan, workers)
         parent.await_ready()
         start_ns = time.monotonic_ns() + int(START_DELAY * NS)
-        if threading.current_thread() is threading.main_thread():
-            for signum in STOP_SIGNALS:
-                if signal.getsignal(signum) is not signal.SIG_IGN:
-                    restore[signum] = signal.signal(signum, parent.on_signal)
-        parent.send_all(("go", start_ns))
-        if on_started is not None:
-            on_started()
-        parent.collect(progress, start_ns)
+        with signals_handled(parent.on_signal):
+            parent.send_all(("go", start_ns))
+            if on_started is not None:
+                on_started()
+            parent.collect(progress, start_ns)
     finally:
-        for number, previous in restore.items():
-            signal.signal(number, signal.SIG_DFL if previous is None else previous)
         parent.close()
     result = RunResult.merge([parent.results[i] for i in range(workers)], start_ns)
     if parent.signal is not None:

@@ -283,7 +283,7 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run ``fusco bench``; return the exit status.
 
     ``fusco``'s ``main`` runs it with SIGTERM raising
-    :class:`~fusco_actor._bench.SignalInterrupt`: outside the measurement
+    :class:`~fusco_actor._signals.SignalInterrupt`: outside the measurement
     (while the embedded server, the workers or the pool start or stop) the
     ``finally`` clauses stop them; during it the load generator stops and the
     report is printed.
@@ -328,7 +328,8 @@ def run_bench(args: argparse.Namespace) -> int:
             "pipeline": args.pipeline,
             "body_size": len(body or b""),
         }
-        announcement = _announcement(args, url if server is None else f"embedded server at {url}")
+        where = url if server is None else f"embedded server at {url}"
+        announcement = _announcement(plan, where, args.workers)
         line = ProgressLine(sys.stderr) if sys.stderr.isatty() else None
         draw = None if line is None else line.draw
         started = partial(print, announcement, file=sys.stderr, flush=True)
@@ -364,12 +365,11 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announcement(args: argparse.Namespace, where: str) -> str:
-    seconds = args.duration or DEFAULT_DURATION
-    amount = f"{args.requests} requests" if args.requests else f"{seconds:g} s"
-    text = f"{PROG} bench: {where}, {args.connections} connections, {amount}"
-    if args.rate is not None:
-        text += f", {args.rate:g} req/s"
-    if args.workers > 1:
-        text += f", {args.workers} workers"
+def _announcement(plan: Plan, where: str, workers: int) -> str:
+    amount = f"{plan.count} requests" if plan.count else f"{plan.duration:g} s"
+    text = f"{PROG} bench: {where}, {plan.connections} connections, {amount}"
+    if plan.rate is not None:
+        text += f", {plan.rate:g} req/s"
+    if workers > 1:
+        text += f", {workers} workers"
     return text

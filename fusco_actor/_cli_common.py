@@ -7,10 +7,9 @@ import contextlib
 import signal
 import ssl
 import threading
-from collections.abc import Iterator
 from typing import Any, Final
 
-from fusco_actor._bench import raise_signal_interrupt
+from fusco_actor._signals import raise_signal_interrupt, signals_handled
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -156,9 +155,8 @@ def stop_within(stop: Any, seconds: float) -> None:
     thread.join(seconds)
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`~fusco_actor._bench.SignalInterrupt`.
+def sigterm_as_interrupt() -> contextlib.AbstractContextManager[None]:
+    """Within the block, SIGTERM raises :class:`~fusco_actor._signals.SignalInterrupt`.
 
     ``SignalInterrupt`` is a ``KeyboardInterrupt``, so SIGTERM runs the
     cleanup Ctrl-C runs (``finally`` clauses stop clients, pools, workers and
@@ -166,14 +164,4 @@ def sigterm_as_interrupt() -> Iterator[None]:
     ``fusco`` exits 143. Only in the main thread, and not when SIGTERM is
     ignored (as under ``nohup``); the previous handler comes back afterwards.
     """
-    restore: Any = None
-    if (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
-    ):
-        restore = signal.signal(signal.SIGTERM, raise_signal_interrupt)
-    try:
-        yield
-    finally:
-        if restore is not None:
-            signal.signal(signal.SIGTERM, restore)
+    return signals_handled(raise_signal_interrupt, (signal.SIGTERM,))

@@ -177,7 +177,7 @@ def run_get(args: argparse.Namespace) -> int:
     """Run ``fusco get``; return its exit status (see the epilog).
 
     ``fusco``'s ``main`` runs it with SIGTERM raising
-    :class:`~fusco_actor._bench.SignalInterrupt`, so that the ``-o``
+    :class:`~fusco_actor._signals.SignalInterrupt`, so that the ``-o``
     temporary file is removed and the clients stopped, as on Ctrl-C.
     """
     if args.head and args.data_parts:
