@@ -33,7 +33,7 @@ from fusco_actor._cli_common import (
     non_negative_int,
     positive_int,
 )
-from fusco_actor._cli_request import basic_authorization, get_url_argument, parse_url
+from fusco_actor._cli_request import basic_authorization, get_url_argument, parse_url, read_data
 from fusco_actor._server_process import ServerProcess
 from fusco_actor.messages import Request
 
@@ -208,13 +208,9 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def _read(path: str) -> bytes:
-    """Return the contents of ``path`` (``-``: stdin)."""
-    if path == "-":
-        data: bytes = sys.stdin.buffer.read()
-        return data
+    """Return what ``read_data`` reads, a file that cannot be read as a :class:`Failure`."""
     try:
-        with open(path, "rb") as file:
-            return file.read()
+        return read_data(path)
     except OSError as exc:
         raise Failure(exc) from exc
 

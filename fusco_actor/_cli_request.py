@@ -46,6 +46,7 @@ __all__ = [
     "choose_method",
     "get_url_argument",
     "parse_url",
+    "read_data",
     "wire_text",
 ]
 
@@ -167,7 +168,12 @@ class Body:
         return len(self.data) if self.path is None else os.stat(self.path).st_size
 
 
-def _read(name: str) -> bytes:
+def read_data(name: str) -> bytes:
+    """Return the contents of the file ``name`` (``-``: stdin), as ``@FILE`` reads it.
+
+    Raises:
+        OSError: the file cannot be read (the error names it).
+    """
     if name == "-":
         return sys.stdin.buffer.read()
     with open(name, "rb") as file:
@@ -188,7 +194,7 @@ def _urlencoded(value: str) -> bytes:
         if not sep:
             name, data = "", os.fsencode(value)
         else:
-            data = _read(file)
+            data = read_data(file)
     encoded = quote_from_bytes(data, safe="").encode("ascii")
     return os.fsencode(name) + b"=" + encoded if name else encoded
 
@@ -199,10 +205,10 @@ def _piece(kind: str, value: str) -> bytes:
     if kind == "urlencode":
         return _urlencoded(value)
     if kind == "file":
-        return _read(value)
+        return read_data(value)
     if not value.startswith("@"):
         return os.fsencode(value)
-    data = _read(value[1:])
+    data = read_data(value[1:])
     return data.replace(b"\r", b"").replace(b"\n", b"") if kind == "data" else data
 
 
